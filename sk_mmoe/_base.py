@@ -1,0 +1,455 @@
+"""The one implementation behind every public estimator.
+
+``_BaseMMoE`` validates inputs, encodes targets per task, builds and trains a
+skorch net and decodes its outputs. The public estimators only choose how
+each target column is treated (regression or classification) and which
+methods they expose.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+from skorch.callbacks import Callback, EarlyStopping
+
+from ._loss import MultiTaskLoss
+from ._modules import ACTIVATIONS, ARCHITECTURES, MultiTaskNetwork
+from ._net import BatchIterator, MMoENet, TensorDataset, as_tensor, seeded
+from ._targets import TaskEncoder, missing_mask, split_columns
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+}
+
+#: rows per forward pass at prediction time
+PREDICT_BATCH_SIZE = 4096
+#: smaller chunks are zero-padded to this many rows: BLAS picks other kernels
+#: (another summation order) for very small matrices, and a row's prediction
+#: must not depend on how many rows it was predicted with
+MIN_PREDICT_ROWS = 64
+
+
+def _silent(*args, **kwargs):
+    """Sink for skorch messages when ``verbose=0`` (picklable, unlike a lambda)."""
+
+
+class _BaseMMoE(BaseEstimator):
+    """Shared implementation of the sk_mmoe estimators; not public."""
+
+    _parameter_constraints: dict = {
+        "architecture": [StrOptions(set(ARCHITECTURES))],
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "expert_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "tower_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "gate_dropout": [Interval(Real, 0, 1, closed="left")],
+        "task_weights": [None, "array-like", StrOptions({"uncertainty"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "missing_targets": [StrOptions({"error", "ignore"})],
+        "callbacks": [None, list],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        architecture="mmoe",
+        n_experts=8,
+        expert_units=(64,),
+        tower_units=(32,),
+        activation="relu",
+        dropout=0.0,
+        gate_dropout=0.0,
+        task_weights=None,
+        max_epochs=100,
+        batch_size=256,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        missing_targets="error",
+        callbacks=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.architecture = architecture
+        self.n_experts = n_experts
+        self.expert_units = expert_units
+        self.tower_units = tower_units
+        self.activation = activation
+        self.dropout = dropout
+        self.gate_dropout = gate_dropout
+        self.task_weights = task_weights
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.missing_targets = missing_targets
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ hooks
+    def _task_types(self, columns, names):
+        """One of "regression", "binary", "multiclass" per target column."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- training
+    def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
+        continuing = hasattr(self, "net_") and (incremental or self.warm_start)
+        hyper = self._check_hyperparameters()
+        X = validate_data(
+            self,
+            X,
+            reset=not continuing,
+            dtype=(np.float32, np.float64),
+            ensure_min_samples=2,
+        )
+        columns, names, single_output = split_columns(y)
+        check_consistent_length(X, columns[0])
+        labels = (
+            [repr(str(n)) for n in names]
+            if names is not None
+            else [str(j) for j in range(len(columns))]
+        )
+        if continuing and len(columns) != self.n_tasks_:
+            raise ValueError(
+                f"y has {len(columns)} tasks but this estimator was fitted with "
+                f"{self.n_tasks_}; call fit (not partial_fit / warm_start) to change "
+                "the tasks."
+            )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float32, ensure_non_negative=True
+        )
+        X, columns, sample_weight = self._drop_missing(X, columns, labels, sample_weight)
+
+        if continuing:
+            encoder, seed0 = self.target_encoder_, self.random_seed_
+        else:
+            encoder = TaskEncoder(self._task_types(columns, labels), labels)
+            encoder.fit(columns, classes=classes)
+            seed0 = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        encoded = encoder.transform(columns)
+        task_weights = self._check_task_weights(len(columns))
+
+        X32 = X if X.dtype == np.float32 else X.astype(np.float32)
+        targets = np.concatenate([encoded, sample_weight[:, None]], axis=1)
+        n_epochs_done = len(self.net_.history) if continuing else 0
+        seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max
+        train, valid = self._datasets(as_tensor(X32), torch.from_numpy(targets), seed)
+
+        net = self.net_ if continuing else self._build_net(encoder, hyper, task_weights)
+        net.train_split = (lambda ds, y=None: (ds, valid)) if valid else None
+        with seeded(seed, self.device):
+            if not continuing:
+                net.initialize()
+            try:
+                net.partial_fit(train, None, epochs=1 if incremental else self.max_epochs)
+            finally:
+                # a lambda would make the net unpicklable
+                net.train_split = None
+        _check_finite_training(net, self.lr)
+
+        self.net_ = net
+        self.module_ = net.module_
+        self.n_iter_ = len(net.history)
+        if not continuing:
+            self.target_encoder_ = encoder
+            self.random_seed_ = seed0
+            self.n_tasks_ = len(columns)
+            self.target_names_ = (
+                names
+                if names is not None
+                else np.asarray([f"task_{j}" for j in range(len(columns))], dtype=object)
+            )
+            self._single_output = single_output
+        return self
+
+    def _drop_missing(self, X, columns, labels, sample_weight):
+        missing = np.column_stack([missing_mask(c) for c in columns])
+        if not missing.any():
+            return X, columns, sample_weight
+        if self.missing_targets == "error":
+            bad = [labels[j] for j in np.flatnonzero(missing.any(axis=0))]
+            raise ValueError(
+                f"y contains missing values (NaN, None or pd.NA) in task(s) "
+                f"{', '.join(bad)}. Pass missing_targets='ignore' to train each task "
+                "on its labelled rows only."
+            )
+        empty = [labels[j] for j in np.flatnonzero(missing.all(axis=0))]
+        if empty:
+            raise ValueError(f"y has no label at all for task(s) {', '.join(empty)}.")
+        keep = ~missing.all(axis=1)
+        if keep.all():
+            return X, columns, sample_weight
+        warnings.warn(
+            f"{int((~keep).sum())} row(s) have no label for any task and were dropped.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return X[keep], [c[keep] for c in columns], sample_weight[keep]
+
+    def _datasets(self, X, targets, seed):
+        if not self.early_stopping:
+            return TensorDataset(X, targets), None
+        n = len(X)
+        n_valid = math.ceil(self.validation_fraction * n)
+        if n - n_valid < 1:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction={self.validation_fraction} "
+                f"leaves no training rows out of {n}."
+            )
+        train_idx, valid_idx = train_test_split(np.arange(n), test_size=n_valid, random_state=seed)
+        train_idx, valid_idx = torch.from_numpy(train_idx), torch.from_numpy(valid_idx)
+        return (
+            TensorDataset(X[train_idx], targets[train_idx]),
+            TensorDataset(X[valid_idx], targets[valid_idx]),
+        )
+
+    def _build_net(self, encoder, hyper, task_weights):
+        callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="abs",
+                        load_best=True,
+                        sink=print if self.verbose else _silent,
+                    ),
+                )
+            )
+        return MMoENet(
+            module=MultiTaskNetwork,
+            module__n_features=self.n_features_in_,
+            module__output_widths=encoder.output_widths,
+            module__architecture=self.architecture,
+            module__n_experts=self.n_experts,
+            module__expert_units=hyper["expert_units"],
+            module__tower_units=hyper["tower_units"],
+            module__activation=self.activation,
+            module__dropout=self.dropout,
+            module__gate_dropout=self.gate_dropout,
+            criterion=MultiTaskLoss,
+            criterion__task_types=list(encoder.task_types),
+            criterion__output_widths=encoder.output_widths,
+            criterion__task_weights=task_weights,
+            criterion__uncertainty=isinstance(self.task_weights, str),
+            optimizer=hyper["optimizer"],
+            lr=self.lr,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=BatchIterator,
+            iterator_train__shuffle=True,
+            iterator_valid=BatchIterator,
+            train_split=None,
+            callbacks=callbacks,
+            device=hyper["device"],
+            verbose=self.verbose,
+        )
+
+    # ------------------------------------------------------------ validation
+    def _check_hyperparameters(self):
+        """Checks that ``_parameter_constraints`` cannot express."""
+        expert_units = _units(self.expert_units, "expert_units", allow_empty=False)
+        tower_units = _units(self.tower_units, "tower_units", allow_empty=True)
+        optimizer = self.optimizer
+        if isinstance(optimizer, str):
+            optimizer = OPTIMIZERS[optimizer]
+        elif not issubclass(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "optimizer must be one of "
+                f"{sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass, got {optimizer!r}."
+            )
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but CUDA is not available.")
+        for cb in self.callbacks or []:
+            obj = cb[1] if isinstance(cb, tuple) and len(cb) == 2 else cb
+            if not isinstance(obj, Callback):
+                raise TypeError(
+                    "callbacks must be skorch Callback instances or (name, Callback) "
+                    f"pairs, got {cb!r}."
+                )
+        return {
+            "expert_units": expert_units,
+            "tower_units": tower_units,
+            "optimizer": optimizer,
+            "device": self.device,
+        }
+
+    def _check_task_weights(self, n_tasks):
+        if self.task_weights is None or isinstance(self.task_weights, str):
+            return None
+        try:
+            weights = np.asarray(self.task_weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"task_weights must be numbers, got {self.task_weights!r}.") from None
+        if weights.ndim != 1 or len(weights) != n_tasks:
+            raise ValueError(f"task_weights has {weights.size} entries but y has {n_tasks} tasks.")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.any():
+            raise ValueError(
+                "task_weights must be finite, non-negative and not all zero, got "
+                f"{weights.tolist()}."
+            )
+        return weights.tolist()
+
+    # ------------------------------------------------------------- inference
+    def _forward(self, X, method="forward"):
+        """Network outputs for ``X`` as float32 numpy, computed batch by batch.
+
+        ``method`` is ``"forward"`` (``(n, sum C)``) or ``"gate_weights"``
+        (``(n, T, E)``).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
+        module = self.module_
+        fn = getattr(module, method)
+        device = self.net_.device
+        module.eval()
+        out = None
+        with torch.inference_mode():
+            for start in range(0, len(X), PREDICT_BATCH_SIZE):
+                chunk = as_tensor(X[start : start + PREDICT_BATCH_SIZE])
+                chunk = chunk.to(device=device, dtype=torch.float32)
+                n_rows = len(chunk)
+                if n_rows < MIN_PREDICT_ROWS:
+                    chunk = torch.nn.functional.pad(chunk, (0, 0, 0, MIN_PREDICT_ROWS - n_rows))
+                result = fn(chunk)[:n_rows].cpu().numpy()
+                if out is None:
+                    out = np.empty((len(X), *result.shape[1:]), dtype=np.float32)
+                out[start : start + len(result)] = result
+        return out
+
+    def _decoded(self, X):
+        return self.target_encoder_.decode(self._forward(X))
+
+    def _stack(self, per_task):
+        """``(n, T)`` array from per-task 1-D arrays (1-D for single-output y)."""
+        if self._single_output:
+            return per_task[0]
+        dtypes = {col.dtype for col in per_task}
+        dtype = dtypes.pop() if len(dtypes) == 1 else object
+        out = np.empty((len(per_task[0]), len(per_task)), dtype=dtype)
+        for j, col in enumerate(per_task):
+            out[:, j] = col
+        return out
+
+    def gate_weights(self, X):
+        """Mixture weights of each task's gate over the experts.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, n_tasks, n_experts)
+            Non-negative, each row summing to 1. For ``architecture="moe"``
+            every task shares the one gate.
+        """
+        check_is_fitted(self)
+        if self.architecture == "shared_bottom":
+            raise ValueError("architecture='shared_bottom' has no gates.")
+        return self._forward(X, method="gate_weights").astype(np.float64)
+
+    def _score_tasks(self, X, y, sample_weight, metric):
+        """Mean over tasks of ``metric(y_true, y_pred, sample_weight)``.
+
+        Missing labels are left out of their task's metric.
+        """
+        columns, _, _ = split_columns(y)
+        check_consistent_length(X, columns[0])
+        if len(columns) != self.n_tasks_:
+            raise ValueError(f"y has {len(columns)} tasks, expected {self.n_tasks_}.")
+        self.target_encoder_.check_labels(columns)
+        predictions = self._decoded(X)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, columns[0])
+        scores = []
+        for j, (true, pred) in enumerate(zip(columns, predictions)):
+            keep = ~missing_mask(true)
+            weight = None if sample_weight is None else sample_weight[keep]
+            scores.append(
+                metric(self.target_encoder_.task_types[j], true[keep], pred[keep], weight)
+            )
+        return float(np.mean(scores))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+def _check_finite_training(net, lr):
+    loss = net.history[-1, "train_loss"]
+    if not np.isfinite(loss):
+        raise ValueError(
+            f"Training diverged: the training loss became {loss} at epoch "
+            f"{len(net.history)}. Lower the learning rate (lr={lr}) or "
+            "standardise X (e.g. StandardScaler in a Pipeline)."
+        )
+
+
+def _units(value, name, allow_empty):
+    """Hidden widths as a list of positive ints."""
+    values = [value] if isinstance(value, numbers.Integral) else list(value)
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must have at least one layer width, got {value!r}.")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be positive integers, got {value!r}.")
+    return [int(v) for v in values]

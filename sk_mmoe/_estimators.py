@@ -1,0 +1,358 @@
+"""Public estimators: thin fronts over :class:`~sk_mmoe._base._BaseMMoE`."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import _BaseMMoE
+
+_SHARED_PARAMETERS = """\
+    architecture : {"mmoe", "moe", "shared_bottom"}, default="mmoe"
+        ``"mmoe"``: one softmax gate per task over shared experts (Ma et al.,
+        2018). ``"moe"``: one gate shared by all tasks. ``"shared_bottom"``:
+        one shared MLP (of widths ``expert_units``) under the task towers.
+    n_experts : int, default=8
+        Number of experts (ignored by ``"shared_bottom"``).
+    expert_units : tuple of int, default=(64,)
+        Hidden widths of each expert; the last is the expert output width.
+    tower_units : tuple of int, default=(32,)
+        Hidden widths of each task tower (may be empty).
+    activation : {"relu", "gelu", "silu", "tanh", "elu", "selu", \
+"leaky_relu", "sigmoid"}, default="relu"
+    dropout : float in [0, 1), default=0.0
+        Dropout after every hidden layer of the experts and towers.
+    gate_dropout : float in [0, 1), default=0.0
+        During training, drop each expert from each gate's mixture with this
+        probability and renormalise (expert-utilisation dropout).
+    task_weights : array-like of shape (n_tasks,) or "uncertainty", default=None
+        Fixed non-negative loss weight per task (None: all 1), or
+        ``"uncertainty"`` to learn them (Kendall et al., 2018).
+    max_epochs : int, default=100
+        Epochs per ``fit`` (``partial_fit`` runs one).
+    batch_size : int, default=256
+    lr : float, default=1e-3
+        Learning rate.
+    optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"} or \
+torch.optim.Optimizer subclass, default="adam"
+    weight_decay : float, default=0.0
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop after
+        ``n_iter_no_change`` epochs without an improvement of the validation
+        loss by at least ``tol``, and restore the best weights.
+    validation_fraction : float in (0, 1), default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    missing_targets : {"error", "ignore"}, default="error"
+        ``"error"``: missing labels (NaN, None, ``pd.NA``) in ``y`` raise.
+        ``"ignore"``: a missing cell adds no loss for its task; rows missing
+        every task are dropped with a warning.
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (copied before use) or ``(name, callback)``
+        pairs.
+    device : str or torch.device, default="cpu"
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and dropout without touching torch's
+        global random state. The same int gives identical predictions.
+    verbose : int, default=0
+        0 silent; 1 progress bar and one log line per epoch.
+    warm_start : bool, default=False
+        If True, ``fit`` continues training the current network."""
+
+_SHARED_ATTRIBUTES = """\
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string column names.
+    n_tasks_ : int
+    target_names_ : ndarray of shape (n_tasks_,)
+        Column names of a DataFrame ``y``, else ``"task_0"``, ``"task_1"``, ...
+    net_ : skorch.NeuralNet
+        The trained net; ``net_.history`` is the training log.
+    module_ : torch.nn.Module
+        The trained network.
+    n_iter_ : int
+        Epochs trained in total."""
+
+
+def _document(cls):
+    cls.__doc__ = cls.__doc__.replace("{parameters}", _SHARED_PARAMETERS).replace(
+        "{attributes}", _SHARED_ATTRIBUTES
+    )
+    return cls
+
+
+def _r2_or_accuracy(kind, y_true, y_pred, sample_weight):
+    if kind == "regression":
+        return r2_score(y_true, y_pred, sample_weight=sample_weight)
+    return accuracy_score(y_true, y_pred, sample_weight=sample_weight)
+
+
+@_document
+class MMoERegressor(RegressorMixin, _BaseMMoE):
+    """Multi-task regressor: Multi-gate Mixture-of-Experts (MMoE).
+
+        Each target column is a task. Targets are standardised per task inside,
+        so tasks on different scales train evenly, and mapped back on predict.
+
+        Parameters
+        ----------
+    {parameters}
+
+        Attributes
+        ----------
+    {attributes}
+
+        See Also
+        --------
+        MMoEClassifier : the same model for classification targets.
+
+        References
+        ----------
+        J. Ma, Z. Zhao, X. Yi, J. Chen, L. Hong, E. H. Chi. Modeling Task
+        Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts.
+        KDD 2018.
+
+        Examples
+        --------
+        >>> from sk_mmoe import MMoERegressor
+        >>> from sk_mmoe.datasets import make_mmoe_tasks
+        >>> X, Y = make_mmoe_tasks(500, n_features=10, correlation=0.5, random_state=0)
+        >>> reg = MMoERegressor(max_epochs=5, random_state=0).fit(X, Y)
+        >>> reg.predict(X[:3]).shape
+        (3, 2)
+        >>> reg.gate_weights(X[:3]).shape
+        (3, 2, 8)
+    """
+
+    def _task_types(self, columns, names):
+        return ["regression"] * len(columns)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to ``X`` and the targets ``y`` (one column per task).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MMoERegressor
+        """
+        return self._fit(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one epoch on ``(X, y)``, starting from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MMoERegressor
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+            float64; 1-D when the model was fitted on 1-D ``y``.
+        """
+        return self._stack(self._decoded(X))
+
+    def score(self, X, y, sample_weight=None):
+        """R² of each task, averaged over tasks.
+
+        Rows where a task's label is missing are left out of that task's R².
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        return self._score_tasks(X, y, sample_weight, _r2_or_accuracy)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = True
+        return tags
+
+
+@_document
+class MMoEClassifier(ClassifierMixin, _BaseMMoE):
+    """Multi-task classifier: Multi-gate Mixture-of-Experts (MMoE).
+
+        Each target column is a task with its own labels (strings, integers,
+        booleans; columns of a DataFrame may differ in type). A task with two
+        classes has one logit and a binary cross-entropy loss; a task with more
+        has a softmax and a cross-entropy loss.
+
+        Parameters
+        ----------
+    {parameters}
+
+        Attributes
+        ----------
+        classes_ : list of ndarray, or ndarray
+            The labels of each task; a single array when fitted on 1-D ``y``.
+    {attributes}
+
+        See Also
+        --------
+        MMoERegressor : the same model for continuous targets.
+
+        Notes
+        -----
+        ``score`` is the mean of the per-task accuracies; scikit-learn's
+        ``"accuracy"`` scorer rejects multiclass-multioutput targets, so use
+        :mod:`sk_mmoe.metrics` scorers (or the default ``score``) for model
+        selection.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from sk_mmoe import MMoEClassifier
+        >>> X = [[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]] * 10
+        >>> y = pd.DataFrame({"colour": ["red", "blue", "red", "blue"] * 10,
+        ...                   "size": [1, 2, 1, 3] * 10})
+        >>> clf = MMoEClassifier(max_epochs=3, random_state=0).fit(X, y)
+        >>> clf.classes_
+        [array(['blue', 'red'], dtype=object), array([1, 2, 3])]
+        >>> clf.predict(X[:2]).shape
+        (2, 2)
+        >>> [p.shape for p in clf.predict_proba(X[:2])]
+        [(2, 2), (2, 3)]
+    """
+
+    def _task_types(self, columns, names):
+        types = []
+        for column in columns:
+            check_classification_targets(column)
+            types.append("binary" if len(np.unique(column)) <= 2 else "multiclass")
+        return types
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to ``X`` and the labels ``y`` (one column per task).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MMoEClassifier
+        """
+        return self._fit(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train one epoch on ``(X, y)``, starting from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        classes : array-like or list of array-like, default=None
+            All labels of each task, required on the first call when a batch
+            may not contain every label: one array for 1-D ``y``, a list of
+            arrays (one per task) for 2-D ``y``.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MMoEClassifier
+        """
+        if classes is not None and not hasattr(self, "net_"):
+            single = np.ndim(y) == 1 or getattr(y, "ndim", 2) == 1
+            classes = [np.asarray(classes)] if single else [np.asarray(c) for c in classes]
+        else:
+            classes = None
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def predict(self, X):
+        """Predicted labels of each task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+            Original labels; object dtype when tasks' label types differ;
+            1-D when fitted on 1-D ``y``.
+        """
+        return self._stack(self._decoded(X))
+
+    def predict_proba(self, X):
+        """Class probabilities of each task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : list of ndarray of shape (n_samples, n_classes_k), or ndarray
+            One array per task, columns in the order of ``classes_[k]``; a
+            single array when fitted on 1-D ``y``.
+        """
+        check_is_fitted(self)
+        encoder = self.target_encoder_
+        blocks = encoder.split(self._forward(X))
+        proba = [encoder.probabilities(j, block) for j, block in enumerate(blocks)]
+        return proba[0] if self._single_output else proba
+
+    @property
+    def classes_(self):
+        check_is_fitted(self)
+        classes = self.target_encoder_.classes
+        return classes[0] if self._single_output else classes
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of each task, averaged over tasks.
+
+        Rows where a task's label is missing are left out of that task's
+        accuracy. Labels not seen during fit raise ``ValueError``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        return self._score_tasks(X, y, sample_weight, _r2_or_accuracy)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.poor_score = True
+        tags.classifier_tags.multi_label = True
+        return tags

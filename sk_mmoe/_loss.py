@@ -1,0 +1,95 @@
+"""The multi-task training loss (a torch criterion for skorch).
+
+``y_true`` is ``(B, T + 1)``: the ``T`` encoded targets (standardised values
+for regression, class indices for classification, NaN where a label is
+missing) followed by the per-row sample weight. ``y_pred`` is the network's
+concatenated output ``(B, sum C)``. This module imports nothing else from the
+package.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class MultiTaskLoss(nn.Module):
+    """Weighted sum of per-task losses with missing labels masked out.
+
+    Each task's loss is the sample-weighted mean over the rows where that
+    task is labelled: squared error for regression, binary cross-entropy on
+    one logit for binary tasks, cross-entropy for multiclass tasks. The total
+    is ``sum_k w_k * L_k``, or with ``uncertainty=True``
+    ``sum_k exp(-s_k) * L_k + s_k`` with a learned log-variance ``s_k`` per
+    task (Kendall et al., 2018).
+
+    Parameters
+    ----------
+    task_types : list of {"regression", "binary", "multiclass"}
+    output_widths : list of int
+        Width of each task's block of ``y_pred``.
+    task_weights : list of float or None
+        Fixed per-task weights (None: all 1). Ignored when ``uncertainty``.
+    uncertainty : bool
+        Learn the task weights as homoscedastic uncertainties.
+    """
+
+    def __init__(self, task_types, output_widths, task_weights=None, uncertainty=False):
+        super().__init__()
+        n_tasks = len(task_types)
+        self.n_tasks = n_tasks
+        starts = [0]
+        for width in output_widths[:-1]:
+            starts.append(starts[-1] + int(width))
+        reg = [t for t, k in enumerate(task_types) if k == "regression"]
+        binary = [t for t, k in enumerate(task_types) if k == "binary"]
+        self.multiclass = [
+            (t, starts[t], int(output_widths[t]))
+            for t, k in enumerate(task_types)
+            if k == "multiclass"
+        ]
+        order = reg + binary + [t for t, _, _ in self.multiclass]
+        self.register_buffer("reg_task", torch.tensor(reg, dtype=torch.long))
+        self.register_buffer("reg_col", torch.tensor([starts[t] for t in reg], dtype=torch.long))
+        self.register_buffer("bin_task", torch.tensor(binary, dtype=torch.long))
+        self.register_buffer(
+            "bin_col", torch.tensor([starts[t] for t in binary], dtype=torch.long)
+        )
+        # columns of the grouped loss matrix back in task order
+        self.register_buffer("inverse_order", torch.argsort(torch.tensor(order, dtype=torch.long)))
+        weights = [1.0] * n_tasks if task_weights is None else [float(w) for w in task_weights]
+        self.register_buffer("task_weights", torch.tensor(weights, dtype=torch.float32))
+        self.log_vars = nn.Parameter(torch.zeros(n_tasks)) if uncertainty else None
+
+    def task_losses(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+        """Per-task weighted mean losses ``(T,)``; 0 for a task with no label."""
+        targets = y_true[:, : self.n_tasks]  # (B, T)
+        weight = y_true[:, self.n_tasks]  # (B,)
+        labelled = ~torch.isnan(targets)
+        targets = torch.where(labelled, targets, torch.zeros_like(targets))
+        blocks = []
+        if len(self.reg_task):
+            diff = y_pred[:, self.reg_col] - targets[:, self.reg_task]  # (B, T_reg)
+            blocks.append(diff * diff)
+        if len(self.bin_task):
+            blocks.append(
+                F.binary_cross_entropy_with_logits(
+                    y_pred[:, self.bin_col], targets[:, self.bin_task], reduction="none"
+                )
+            )
+        for t, start, width in self.multiclass:
+            logits = y_pred[:, start : start + width]  # (B, C_t)
+            ce = F.cross_entropy(logits, targets[:, t].long(), reduction="none")
+            blocks.append(ce.unsqueeze(1))
+        # (B, T) in task order
+        losses = torch.cat(blocks, dim=1).index_select(1, self.inverse_order)
+        row_weight = labelled * weight.unsqueeze(1)  # (B, T)
+        total = row_weight.sum(0)
+        return (losses * row_weight).sum(0) / total.clamp_min(torch.finfo(total.dtype).tiny)
+
+    def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+        losses = self.task_losses(y_pred, y_true)
+        if self.log_vars is not None:
+            return (torch.exp(-self.log_vars) * losses + self.log_vars).sum()
+        return (self.task_weights * losses).sum()

@@ -1,0 +1,245 @@
+"""Per-task target encoding and its inverse.
+
+Regression columns are standardised (``StandardScaler``), classification
+columns label-encoded (``LabelEncoder``), one encoder per column, so each task
+keeps its own labels and dtype. Missing cells (NaN, None, ``pd.NA``) become
+NaN in the encoded float32 matrix. This module imports nothing else from the
+package.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import issparse
+from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.utils.multiclass import type_of_target
+
+TASK_TYPES = ("regression", "binary", "multiclass")
+
+
+def split_columns(y):
+    """Split ``y`` into a list of 1-D column arrays.
+
+    Returns ``(columns, names, was_1d)``. DataFrame columns keep their own
+    dtype; ``names`` is an array of column names or None.
+    """
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] == 0:
+            raise ValueError("y has 0 columns; at least one target is required.")
+        names = np.asarray([str(c) for c in y.columns], dtype=object)
+        return [_column_array(y.iloc[:, j]) for j in range(y.shape[1])], names, False
+    if isinstance(y, pd.Series):
+        return [_column_array(y)], None, True
+    if issparse(y):
+        raise TypeError("y must be dense; sparse targets are not supported.")
+    arr = np.asarray(y)
+    if arr.ndim == 0:
+        raise ValueError(f"y must be 1-D or 2-D, got a scalar: {y!r}")
+    if arr.ndim > 2:
+        raise ValueError(
+            f"y must be 1-D (one task) or 2-D (n_samples, n_tasks), got shape {arr.shape}."
+        )
+    if arr.ndim == 1:
+        return [arr], None, True
+    if arr.shape[1] == 0:
+        raise ValueError("y has 0 columns; at least one target is required.")
+    return [arr[:, j] for j in range(arr.shape[1])], None, False
+
+
+def _column_array(series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
+        return series.to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(series.dtype) and not isinstance(
+        series.dtype, pd.CategoricalDtype
+    ):
+        if series.isna().any() or not pd.api.types.is_integer_dtype(series.dtype):
+            return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return series.to_numpy()
+    return series.to_numpy(dtype=object)
+
+
+def missing_mask(column: np.ndarray) -> np.ndarray:
+    """Boolean mask of missing cells (NaN, None, ``pd.NA``, NaT)."""
+    return np.asarray(pd.isna(column), dtype=bool)
+
+
+def infer_task_type(column: np.ndarray, name: str) -> str:
+    """``"regression"``, ``"binary"`` or ``"multiclass"`` from the values."""
+    kind = type_of_target(column, input_name=f"y[{name}]")
+    if kind == "continuous":
+        return "regression"
+    if kind in ("binary", "multiclass"):
+        return kind
+    raise ValueError(f"Cannot infer the task type of y column {name}: type {kind!r}.")
+
+
+class TaskEncoder:
+    """Encode a list of target columns for the network and decode its outputs.
+
+    Parameters
+    ----------
+    task_types : list of str
+        One of ``TASK_TYPES`` per column.
+    names : list of str
+        Column names used in error messages.
+    """
+
+    def __init__(self, task_types, names):
+        self.task_types = list(task_types)
+        self.names = list(names)
+
+    def fit(self, columns, classes=None):
+        """Fit one encoder per column on its non-missing values.
+
+        ``classes`` (optional, per column) fixes the label set of a
+        classification task, as ``partial_fit(classes=...)`` does.
+        """
+        self.encoders_ = []
+        for j, (col, kind) in enumerate(zip(columns, self.task_types)):
+            present = col[~missing_mask(col)]
+            if kind == "regression":
+                values = _as_float(present, self.names[j]).reshape(-1, 1)
+                self.encoders_.append(StandardScaler().fit(values))
+                continue
+            labels = present if classes is None or classes[j] is None else classes[j]
+            enc = _fit_label_encoder(np.asarray(labels), self.names[j])
+            n_classes = len(enc.classes_)
+            if n_classes < 2:
+                raise ValueError(
+                    f"y column {self.names[j]} has a single class "
+                    f"({enc.classes_.tolist()}); a classification task needs at "
+                    "least 2 classes."
+                )
+            if kind == "binary" and n_classes > 2:
+                raise ValueError(
+                    f"y column {self.names[j]} was declared 'binary' but has {n_classes} classes."
+                )
+            self.task_types[j] = "binary" if n_classes == 2 else "multiclass"
+            self.encoders_.append(enc)
+        return self
+
+    @property
+    def output_widths(self):
+        """Width of each task's network output: 1, or C for multiclass."""
+        return [
+            len(enc.classes_) if kind == "multiclass" else 1
+            for enc, kind in zip(self.encoders_, self.task_types)
+        ]
+
+    @property
+    def classes(self):
+        """Label array per task (None for regression tasks)."""
+        return [
+            None if kind == "regression" else enc.classes_
+            for enc, kind in zip(self.encoders_, self.task_types)
+        ]
+
+    def transform(self, columns):
+        """Encoded float32 matrix ``(n, T)``; missing cells are NaN."""
+        out = np.empty((len(columns[0]), len(columns)), dtype=np.float32)
+        for j, (col, enc) in enumerate(zip(columns, self.encoders_)):
+            mask = missing_mask(col)
+            present = col[~mask]
+            if self.task_types[j] == "regression":
+                values = _as_float(present, self.names[j]).reshape(-1, 1)
+                encoded = enc.transform(values).ravel() if len(values) else values.ravel()
+            else:
+                encoded = self._encode_labels(j, present)
+            out[mask, j] = np.nan
+            out[~mask, j] = encoded
+        return out
+
+    def _encode_labels(self, j, labels):
+        enc = self.encoders_[j]
+        unseen = _unseen(labels, enc.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y column {self.names[j]} contains labels not seen during fit: "
+                f"{unseen[:10].tolist()}; known labels are {enc.classes_.tolist()}."
+            )
+        return enc.transform(labels) if len(labels) else np.empty(0)
+
+    def check_labels(self, columns):
+        """Raise ValueError if a classification column has labels not seen in fit."""
+        for j, col in enumerate(columns):
+            if self.task_types[j] != "regression":
+                self._encode_labels(j, col[~missing_mask(col)])
+
+    def decode(self, outputs):
+        """Per-task predictions from network outputs ``(n, sum C)``.
+
+        Returns a list of 1-D arrays: floats for regression tasks, original
+        labels for classification tasks.
+        """
+        return [self._decode_task(j, block) for j, block in enumerate(self.split(outputs))]
+
+    def split(self, outputs):
+        """Split ``(n, sum C)`` outputs into one ``(n, C_k)`` block per task."""
+        bounds = np.cumsum([0, *self.output_widths])
+        return [outputs[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _decode_task(self, j, block):
+        enc = self.encoders_[j]
+        kind = self.task_types[j]
+        if kind == "regression":
+            return enc.inverse_transform(block.astype(np.float64)).ravel()
+        index = (block[:, 0] > 0).astype(np.intp) if kind == "binary" else block.argmax(1)
+        return enc.classes_[index]
+
+    def probabilities(self, j, block):
+        """Class probabilities ``(n, C)`` for classification task ``j``."""
+        block = block.astype(np.float64)
+        if self.task_types[j] == "binary":
+            p = 1.0 / (1.0 + np.exp(-block[:, 0]))
+            return np.column_stack([1.0 - p, p])
+        block = block - block.max(axis=1, keepdims=True)
+        e = np.exp(block)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _as_float(values, name):
+    try:
+        out = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y column {name} must be numeric for a regression task: {exc}") from None
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"y column {name} contains infinity.")
+    return out
+
+
+def _fit_label_encoder(labels, name):
+    kinds = (
+        {
+            "str"
+            if isinstance(v, str)
+            else "number"
+            if isinstance(v, numbers.Number)
+            else type(v).__name__
+            for v in labels.ravel().tolist()
+        }
+        if labels.dtype == object
+        else set()
+    )
+    if len(kinds) > 1:
+        raise TypeError(
+            f"y column {name} mixes label types {sorted(kinds)}; the labels of one "
+            "task must all be strings or all be numbers."
+        )
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        raise ValueError(f"y column {name} contains infinity.")
+    return LabelEncoder().fit(labels)
+
+
+def _unseen(labels, classes):
+    if len(labels) == 0:
+        return np.empty(0)
+    try:
+        return np.setdiff1d(np.unique(labels), classes)
+    except TypeError:
+        known = set(classes.tolist())
+        return np.asarray(
+            [v for v in dict.fromkeys(labels.tolist()) if v not in known], dtype=object
+        )
