@@ -140,6 +140,10 @@ class _BaseMMoE(BaseEstimator):
 
     # -------------------------------------------------------------- training
     def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         hyper = self._check_hyperparameters()
         X = validate_data(
@@ -156,6 +160,9 @@ class _BaseMMoE(BaseEstimator):
             if names is not None
             else [str(j) for j in range(len(columns))]
         )
+        for label, column in zip(labels, columns):
+            if column.dtype.kind == "f" and np.isinf(column).any():
+                raise ValueError(f"y column {label} contains infinity.")
         if continuing and len(columns) != self.n_tasks_:
             raise ValueError(
                 f"y has {len(columns)} tasks but this estimator was fitted with "
@@ -171,7 +178,7 @@ class _BaseMMoE(BaseEstimator):
             encoder, seed0 = self.target_encoder_, self.random_seed_
         else:
             encoder = TaskEncoder(self._task_types(columns, labels), labels)
-            encoder.fit(columns, classes=classes)
+            encoder.fit(columns, classes=classes, sample_weight=sample_weight)
             seed0 = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         encoded = encoder.transform(columns)
         task_weights = self._check_task_weights(len(columns))
@@ -373,7 +380,8 @@ class _BaseMMoE(BaseEstimator):
         return out
 
     def _decoded(self, X):
-        return self.target_encoder_.decode(self._forward(X))
+        outputs = self._forward(X)
+        return self.target_encoder_.decode(outputs)
 
     def _stack(self, per_task):
         """``(n, T)`` array from per-task 1-D arrays (1-D for single-output y)."""
@@ -409,6 +417,7 @@ class _BaseMMoE(BaseEstimator):
 
         Missing labels are left out of their task's metric.
         """
+        check_is_fitted(self)
         columns, _, _ = split_columns(y)
         check_consistent_length(X, columns[0])
         if len(columns) != self.n_tasks_:

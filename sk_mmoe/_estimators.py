@@ -246,11 +246,10 @@ class MMoEClassifier(ClassifierMixin, _BaseMMoE):
     """
 
     def _task_types(self, columns, names):
-        types = []
         for column in columns:
             check_classification_targets(column)
-            types.append("binary" if len(np.unique(column)) <= 2 else "multiclass")
-        return types
+        # binary or multiclass is settled by the number of classes
+        return ["classification"] * len(columns)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):

@@ -61,21 +61,34 @@ class MultiTaskLoss(nn.Module):
         weights = [1.0] * n_tasks if task_weights is None else [float(w) for w in task_weights]
         self.register_buffer("task_weights", torch.tensor(weights, dtype=torch.float32))
         self.log_vars = nn.Parameter(torch.zeros(n_tasks)) if uncertainty else None
+        # The same selections as plain slices where they are contiguous (the
+        # common case): a view costs far less than an indexed copy, in the
+        # forward pass and in autograd, and the loss runs once per batch.
+        self._reg_cols = _slice([starts[t] for t in reg])
+        self._reg_tasks = _slice(reg)
+        # binary columns only when they are all of y_pred: BCE's backward
+        # rounds differently on a strided view than on the contiguous copy
+        self._bin_cols = _slice([starts[t] for t in binary], whole=sum(output_widths))
+        self._bin_tasks = _slice(binary)
+        self._in_order = order == list(range(n_tasks))
 
     def task_losses(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
         """Per-task weighted mean losses ``(T,)``; 0 for a task with no label."""
         targets = y_true[:, : self.n_tasks]  # (B, T)
         weight = y_true[:, self.n_tasks]  # (B,)
-        labelled = ~torch.isnan(targets)
-        targets = torch.where(labelled, targets, torch.zeros_like(targets))
+        labelled = targets == targets  # (B, T), False where NaN
+        targets = torch.where(labelled, targets, 0.0)
         blocks = []
         if len(self.reg_task):
-            diff = y_pred[:, self.reg_col] - targets[:, self.reg_task]  # (B, T_reg)
+            pred = _take(y_pred, self._reg_cols, self.reg_col)  # (B, T_reg)
+            diff = pred - _take(targets, self._reg_tasks, self.reg_task)
             blocks.append(diff * diff)
         if len(self.bin_task):
             blocks.append(
                 F.binary_cross_entropy_with_logits(
-                    y_pred[:, self.bin_col], targets[:, self.bin_task], reduction="none"
+                    _take(y_pred, self._bin_cols, self.bin_col),
+                    _take(targets, self._bin_tasks, self.bin_task),
+                    reduction="none",
                 )
             )
         for t, start, width in self.multiclass:
@@ -83,7 +96,9 @@ class MultiTaskLoss(nn.Module):
             ce = F.cross_entropy(logits, targets[:, t].long(), reduction="none")
             blocks.append(ce.unsqueeze(1))
         # (B, T) in task order
-        losses = torch.cat(blocks, dim=1).index_select(1, self.inverse_order)
+        losses = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+        if not self._in_order:
+            losses = losses.index_select(1, self.inverse_order)
         row_weight = labelled * weight.unsqueeze(1)  # (B, T)
         total = row_weight.sum(0)
         return (losses * row_weight).sum(0) / total.clamp_min(torch.finfo(total.dtype).tiny)
@@ -93,3 +108,24 @@ class MultiTaskLoss(nn.Module):
         if self.log_vars is not None:
             return (torch.exp(-self.log_vars) * losses + self.log_vars).sum()
         return (self.task_weights * losses).sum()
+
+
+def _slice(columns, whole=None):
+    """``slice`` equal to the index list ``columns`` if it is contiguous, else None.
+
+    With ``whole``, only a slice over all ``whole`` columns is returned.
+    """
+    if not columns or columns != list(range(columns[0], columns[0] + len(columns))):
+        return None
+    if whole is not None and (columns[0] != 0 or len(columns) != whole):
+        return None
+    return slice(columns[0], columns[0] + len(columns))
+
+
+def _take(matrix: torch.Tensor, columns: slice | None, index: torch.Tensor) -> torch.Tensor:
+    """Columns of ``matrix``: a view for a contiguous ``columns`` slice, else a copy."""
+    if columns is None:
+        return matrix.index_select(1, index)
+    if columns.start == 0 and columns.stop == matrix.shape[1]:
+        return matrix
+    return matrix[:, columns]

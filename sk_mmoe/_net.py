@@ -60,9 +60,23 @@ class BatchIterator:
 
 
 class MMoENet(NeuralNet):
-    """A skorch :class:`~skorch.NeuralNet` with lean default callbacks.
+    """A skorch :class:`~skorch.NeuralNet` with a lean per-batch path.
 
     Per-epoch logging only; the progress bar is added when ``verbose > 0``.
+
+    skorch's loop is kept (callbacks, history, ``partial_fit``); only work
+    that is the same for every batch of an epoch is hoisted out of the batch
+    loop:
+
+    - train/eval mode is set once per epoch (in :meth:`run_single_epoch`),
+      not once per batch. A callback that switches the mode of (part of) the
+      module inside an epoch keeps its switch until the epoch ends, where
+      skorch would undo it at the next batch.
+
+    Every batch still notifies ``on_batch_begin`` / ``on_batch_end`` and
+    records ``*_loss`` and ``*_batch_size`` in the history, so the epoch's
+    ``train_loss``, :class:`~skorch.callbacks.EarlyStopping`,
+    :class:`~skorch.callbacks.ProgressBar` and user callbacks work as usual.
     """
 
     @property
@@ -78,6 +92,38 @@ class MMoENet(NeuralNet):
                 ("print_log", PrintLog()),
             ]
         return callbacks
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        self._set_training(training)
+        history = self.history
+        loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            history.record_batch(loss_key, step["loss"].item())
+            history.record_batch(size_key, len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        history.record(prefix + "_batch_count", batch_count)
+
+    def validation_step(self, batch, **fit_params):
+        # the module is already in eval mode (set by run_single_epoch)
+        Xi, yi = batch
+        with torch.no_grad():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step_single(self, batch, **fit_params):
+        # the module is already in train mode (set by run_single_epoch)
+        Xi, yi = batch
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:

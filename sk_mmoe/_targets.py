@@ -82,7 +82,9 @@ class TaskEncoder:
     Parameters
     ----------
     task_types : list of str
-        One of ``TASK_TYPES`` per column.
+        One of ``TASK_TYPES`` per column, or ``"classification"``: binary or
+        multiclass by the number of classes. After ``fit`` every entry is one
+        of ``TASK_TYPES``.
     names : list of str
         Column names used in error messages.
     """
@@ -91,18 +93,22 @@ class TaskEncoder:
         self.task_types = list(task_types)
         self.names = list(names)
 
-    def fit(self, columns, classes=None):
+    def fit(self, columns, classes=None, sample_weight=None):
         """Fit one encoder per column on its non-missing values.
 
         ``classes`` (optional, per column) fixes the label set of a
         classification task, as ``partial_fit(classes=...)`` does.
+        ``sample_weight`` weights the mean and scale of regression targets,
+        so a row of weight 2 counts as that row twice.
         """
         self.encoders_ = []
         for j, (col, kind) in enumerate(zip(columns, self.task_types)):
-            present = col[~missing_mask(col)]
+            labelled = ~missing_mask(col)
+            present = col[labelled]
             if kind == "regression":
                 values = _as_float(present, self.names[j]).reshape(-1, 1)
-                self.encoders_.append(StandardScaler().fit(values))
+                weight = None if sample_weight is None else sample_weight[labelled]
+                self.encoders_.append(StandardScaler().fit(values, sample_weight=weight))
                 continue
             labels = present if classes is None or classes[j] is None else classes[j]
             enc = _fit_label_encoder(np.asarray(labels), self.names[j])
