@@ -15,6 +15,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
@@ -28,10 +29,11 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import Callback, EarlyStopping
 
+from ._callbacks import TaskValidationLoss
 from ._loss import MultiTaskLoss
 from ._modules import ACTIVATIONS, ARCHITECTURES, MultiTaskNetwork
 from ._net import BatchIterator, MMoENet, TensorDataset, as_tensor, seeded
-from ._targets import TaskEncoder, missing_mask, split_columns
+from ._targets import TaskEncoder, missing_mask, natural, split_columns
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -49,6 +51,14 @@ PREDICT_BATCH_SIZE = 4096
 MIN_PREDICT_ROWS = 64
 
 
+#: training rows the gate-collapse check looks at
+GATE_CHECK_ROWS = 2048
+
+
+class GateCollapseWarning(UserWarning):
+    """A task's gate puts nearly all its weight on one expert."""
+
+
 def _silent(*args, **kwargs):
     """Sink for skorch messages when ``verbose=0`` (picklable, unlike a lambda)."""
 
@@ -64,6 +74,7 @@ class _BaseMMoE(BaseEstimator):
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "gate_dropout": [Interval(Real, 0, 1, closed="left")],
+        "gate_collapse_threshold": [None, Interval(Real, 0, 1, closed="right")],
         "task_weights": [None, "array-like", StrOptions({"uncertainty"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -92,6 +103,7 @@ class _BaseMMoE(BaseEstimator):
         activation="relu",
         dropout=0.0,
         gate_dropout=0.0,
+        gate_collapse_threshold=0.95,
         task_weights=None,
         max_epochs=100,
         batch_size=256,
@@ -116,6 +128,7 @@ class _BaseMMoE(BaseEstimator):
         self.activation = activation
         self.dropout = dropout
         self.gate_dropout = gate_dropout
+        self.gate_collapse_threshold = gate_collapse_threshold
         self.task_weights = task_weights
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -135,7 +148,10 @@ class _BaseMMoE(BaseEstimator):
 
     # ------------------------------------------------------------------ hooks
     def _task_types(self, columns, names):
-        """One of "regression", "binary", "multiclass" per target column."""
+        """One of "regression", "binary", "multiclass" per target column.
+
+        ``columns`` hold each column's labelled values only.
+        """
         raise NotImplementedError
 
     # -------------------------------------------------------------- training
@@ -174,10 +190,17 @@ class _BaseMMoE(BaseEstimator):
         )
         X, columns, sample_weight = self._drop_missing(X, columns, labels, sample_weight)
 
+        target_names = (
+            names
+            if names is not None
+            else np.asarray([f"task_{j}" for j in range(len(columns))], dtype=object)
+        )
         if continuing:
             encoder, seed0 = self.target_encoder_, self.random_seed_
         else:
-            encoder = TaskEncoder(self._task_types(columns, labels), labels)
+            present = [natural(c[~missing_mask(c)]) for c in columns]
+            task_types = self._task_types(present, [str(n) for n in target_names])
+            encoder = TaskEncoder(task_types, labels)
             encoder.fit(columns, classes=classes, sample_weight=sample_weight)
             seed0 = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         encoded = encoder.transform(columns)
@@ -189,7 +212,11 @@ class _BaseMMoE(BaseEstimator):
         seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max
         train, valid = self._datasets(as_tensor(X32), torch.from_numpy(targets), seed)
 
-        net = self.net_ if continuing else self._build_net(encoder, hyper, task_weights)
+        net = (
+            self.net_
+            if continuing
+            else self._build_net(encoder, hyper, task_weights, target_names)
+        )
         net.train_split = (lambda ds, y=None: (ds, valid)) if valid else None
         with seeded(seed, self.device):
             if not continuing:
@@ -208,12 +235,9 @@ class _BaseMMoE(BaseEstimator):
             self.target_encoder_ = encoder
             self.random_seed_ = seed0
             self.n_tasks_ = len(columns)
-            self.target_names_ = (
-                names
-                if names is not None
-                else np.asarray([f"task_{j}" for j in range(len(columns))], dtype=object)
-            )
+            self.target_names_ = target_names
             self._single_output = single_output
+        self._warn_on_gate_collapse(X)
         return self
 
     def _drop_missing(self, X, columns, labels, sample_weight):
@@ -257,9 +281,11 @@ class _BaseMMoE(BaseEstimator):
             TensorDataset(X[valid_idx], targets[valid_idx]),
         )
 
-    def _build_net(self, encoder, hyper, task_weights):
+    def _build_net(self, encoder, hyper, task_weights, target_names):
         callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
         if self.early_stopping:
+            names = [str(name) for name in target_names]
+            callbacks.append(("task_valid_loss", TaskValidationLoss(names)))
             callbacks.append(
                 (
                     "early_stopping",
@@ -361,6 +387,10 @@ class _BaseMMoE(BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
+        return self._run_module(X, method)
+
+    def _run_module(self, X, method):
+        """``_forward`` on an already validated array."""
         module = self.module_
         fn = getattr(module, method)
         device = self.net_.device
@@ -412,6 +442,58 @@ class _BaseMMoE(BaseEstimator):
             raise ValueError("architecture='shared_bottom' has no gates.")
         return self._forward(X, method="gate_weights").astype(np.float64)
 
+    def gate_summary(self, X):
+        """Per-task gate health: mean weight of each expert and gate entropy.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        summary : pandas.DataFrame
+            One row per task (index ``target_names_``): columns
+            ``expert_0``, ... hold the task's mean gate weight per expert
+            (summing to 1); ``entropy`` the mean entropy of the task's gate
+            in nats (0 when a gate always picks one expert, ``log(n_experts)``
+            when it weighs all experts equally); ``top_expert`` and
+            ``top_weight`` the expert with the largest mean weight.
+        """
+        return self._gate_summary(self.gate_weights(X))
+
+    def _gate_summary(self, weights):
+        mean = weights.mean(axis=0)  # (n, T, E) -> (T, E)
+        entropy = -(weights * np.log(np.clip(weights, 1e-12, None))).sum(axis=2).mean(axis=0)
+        summary = pd.DataFrame(
+            mean,
+            index=pd.Index([str(n) for n in self.target_names_], name="task"),
+            columns=[f"expert_{e}" for e in range(mean.shape[1])],
+        )
+        summary["entropy"] = entropy
+        summary["top_expert"] = mean.argmax(axis=1)
+        summary["top_weight"] = mean.max(axis=1)
+        return summary
+
+    def _warn_on_gate_collapse(self, X):
+        threshold = self.gate_collapse_threshold
+        if threshold is None or self.architecture == "shared_bottom":
+            return
+        weights = self._run_module(X[:GATE_CHECK_ROWS], "gate_weights")
+        summary = self._gate_summary(weights.astype(np.float64))
+        collapsed = summary[summary["top_weight"] > threshold]
+        if len(collapsed):
+            details = ", ".join(
+                f"{task} -> expert {int(row.top_expert)} ({row.top_weight:.2f})"
+                for task, row in collapsed.iterrows()
+            )
+            warnings.warn(
+                f"Gate collapse: the gate of {details} puts more than "
+                f"gate_collapse_threshold={threshold} of its weight on one expert. "
+                "Consider gate_dropout > 0 (e.g. 0.1), fewer experts, or a lower lr.",
+                GateCollapseWarning,
+                stacklevel=4,
+            )
+
     def _score_tasks(self, X, y, sample_weight, metric):
         """Mean over tasks of ``metric(y_true, y_pred, sample_weight)``.
 
@@ -431,7 +513,7 @@ class _BaseMMoE(BaseEstimator):
             keep = ~missing_mask(true)
             weight = None if sample_weight is None else sample_weight[keep]
             scores.append(
-                metric(self.target_encoder_.task_types[j], true[keep], pred[keep], weight)
+                metric(self.target_encoder_.task_types[j], natural(true[keep]), pred[keep], weight)
             )
         return float(np.mean(scores))
 

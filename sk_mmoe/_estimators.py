@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseMMoE
+from ._targets import TASK_TYPES, infer_task_type
 
 _SHARED_PARAMETERS = """\
     architecture : {"mmoe", "moe", "shared_bottom"}, default="mmoe"
@@ -27,7 +29,12 @@ _SHARED_PARAMETERS = """\
         Dropout after every hidden layer of the experts and towers.
     gate_dropout : float in [0, 1), default=0.0
         During training, drop each expert from each gate's mixture with this
-        probability and renormalise (expert-utilisation dropout).
+        probability and renormalise (expert-utilisation dropout, Zhao et al.,
+        RecSys 2019): a remedy for gates that collapse onto one expert.
+    gate_collapse_threshold : float in (0, 1] or None, default=0.95
+        After ``fit``, warn (``GateCollapseWarning``) when a task's gate puts
+        more than this mean weight on one expert; None disables the check.
+        See ``gate_summary``.
     task_weights : array-like of shape (n_tasks,) or "uncertainty", default=None
         Fixed non-negative loss weight per task (None: all 1), or
         ``"uncertainty"`` to learn them (Kendall et al., 2018).
@@ -74,7 +81,8 @@ _SHARED_ATTRIBUTES = """\
     module_ : torch.nn.Module
         The trained network.
     n_iter_ : int
-        Epochs trained in total."""
+        Epochs trained in total. With ``early_stopping``, ``net_.history``
+        holds ``valid_loss`` and ``valid_loss_<task name>`` for each epoch."""
 
 
 def _document(cls):
@@ -355,3 +363,248 @@ class MMoEClassifier(ClassifierMixin, _BaseMMoE):
         tags.classifier_tags.poor_score = True
         tags.classifier_tags.multi_label = True
         return tags
+
+
+@_document
+class MMoEMultiTask(_BaseMMoE):
+    """Multi-task model mixing regression and classification tasks.
+
+        The typical case is a recommender's click (binary) and watch time
+        (regression) predicted by one MMoE network. Each target column is a task
+        of its own type; regression targets are standardised inside, class labels
+        keep their original values.
+
+        Parameters
+        ----------
+        task_types : "auto", list of str or dict, default="auto"
+            ``"auto"``: per column, continuous values (by
+            :func:`~sklearn.utils.multiclass.type_of_target`) are a regression
+            task, anything else (strings, integers, booleans) a classification
+            task. Otherwise one of ``"regression"``, ``"binary"``,
+            ``"multiclass"`` per column, as a list in column order or a dict by
+            column name (``target_names_``; ``"task_0"``, ... for arrays). Use it
+            for integer-valued regression targets such as counts, which ``"auto"``
+            reads as classes.
+    {parameters}
+
+        Attributes
+        ----------
+        task_types_ : list of str
+            ``"regression"``, ``"binary"`` or ``"multiclass"`` per task.
+        classes_ : list
+            The labels of each classification task; None for regression tasks.
+    {attributes}
+
+        See Also
+        --------
+        MMoERegressor : all tasks regression.
+        MMoEClassifier : all tasks classification.
+
+        Notes
+        -----
+        ``predict`` returns an array of shape (n_samples, n_tasks); it has object
+        dtype when task types mix (labels for classification columns, floats for
+        regression columns). ``predict_proba`` returns a list with one entry per
+        task: an array (n_samples, n_classes_k) for a classification task and
+        None for a regression task. ``score`` is the mean over tasks of R²
+        (regression tasks) and accuracy (classification tasks).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from sk_mmoe import MMoEMultiTask
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.normal(size=(200, 5))
+        >>> y = pd.DataFrame({"click": np.where(X[:, 0] > 0, "yes", "no"),
+        ...                   "watch_time": 3.0 * X[:, 1] + 10.0})
+        >>> model = MMoEMultiTask(max_epochs=5, random_state=0).fit(X, y)
+        >>> model.task_types_
+        ['binary', 'regression']
+        >>> model.predict(X[:2]).dtype
+        dtype('O')
+        >>> [None if p is None else p.shape for p in model.predict_proba(X[:2])]
+        [(2, 2), None]
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMMoE._parameter_constraints,
+        "task_types": [StrOptions({"auto"}), list, tuple, dict],
+    }
+
+    def __init__(
+        self,
+        *,
+        task_types="auto",
+        architecture="mmoe",
+        n_experts=8,
+        expert_units=(64,),
+        tower_units=(32,),
+        activation="relu",
+        dropout=0.0,
+        gate_dropout=0.0,
+        gate_collapse_threshold=0.95,
+        task_weights=None,
+        max_epochs=100,
+        batch_size=256,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        missing_targets="error",
+        callbacks=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        super().__init__(
+            architecture=architecture,
+            n_experts=n_experts,
+            expert_units=expert_units,
+            tower_units=tower_units,
+            activation=activation,
+            dropout=dropout,
+            gate_dropout=gate_dropout,
+            gate_collapse_threshold=gate_collapse_threshold,
+            task_weights=task_weights,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            missing_targets=missing_targets,
+            callbacks=callbacks,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+        )
+        self.task_types = task_types
+
+    def _task_types(self, columns, names):
+        spec = self.task_types
+        if isinstance(spec, str):  # "auto"
+            return [infer_task_type(col, name) for col, name in zip(columns, names)]
+        if isinstance(spec, dict):
+            unknown = sorted(set(map(str, spec)) - set(names))
+            missing = [n for n in names if n not in spec]
+            if unknown or missing:
+                raise ValueError(
+                    f"task_types must name every target column {names}; "
+                    f"unknown: {unknown}, missing: {missing}."
+                )
+            spec = [spec[n] for n in names]
+        spec = list(spec)
+        if len(spec) != len(columns):
+            raise ValueError(f"task_types has {len(spec)} entries but y has {len(columns)} tasks.")
+        for kind, col, name in zip(spec, columns, names):
+            if kind not in TASK_TYPES:
+                raise ValueError(
+                    f"task_types[{name!r}] must be one of {TASK_TYPES}, got {kind!r}."
+                )
+            if kind != "regression":
+                check_classification_targets(col)
+        return spec
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to ``X`` and the targets ``y`` (one column per task).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MMoEMultiTask
+        """
+        return self._fit(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one epoch on ``(X, y)``, starting from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : MMoEMultiTask
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    @property
+    def task_types_(self):
+        check_is_fitted(self)
+        return list(self.target_encoder_.task_types)
+
+    @property
+    def classes_(self):
+        check_is_fitted(self)
+        classes = self.target_encoder_.classes
+        return classes[0] if self._single_output else classes
+
+    def predict(self, X):
+        """Predicted targets: values for regression tasks, labels for the others.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+            Object dtype when the tasks' types differ.
+        """
+        return self._stack(self._decoded(X))
+
+    def predict_proba(self, X):
+        """Class probabilities of each classification task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : list
+            One entry per task: ndarray of shape (n_samples, n_classes_k) for a
+            classification task, None for a regression task.
+        """
+        check_is_fitted(self)
+        encoder = self.target_encoder_
+        blocks = encoder.split(self._forward(X))
+        proba = [
+            None if kind == "regression" else encoder.probabilities(j, block)
+            for j, (kind, block) in enumerate(zip(encoder.task_types, blocks))
+        ]
+        return proba[0] if self._single_output else proba
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over tasks of R² (regression tasks) and accuracy (the others).
+
+        Rows where a task's label is missing are left out of that task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        return self._score_tasks(X, y, sample_weight, _r2_or_accuracy)

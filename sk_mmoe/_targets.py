@@ -61,6 +61,20 @@ def _column_array(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype=object)
 
 
+def natural(values: np.ndarray) -> np.ndarray:
+    """An object array whose values share one type, as an array of that type.
+
+    sklearn reads an object array of numbers as an "unknown" target; a column
+    that held missing cells arrives as such an array once they are removed.
+    """
+    if values.dtype != object or len(values) == 0:
+        return values
+    kinds = {type(v) for v in values.tolist()}
+    if len(kinds) == 1 or kinds <= {int, float}:
+        return np.asarray(values.tolist())
+    return values
+
+
 def missing_mask(column: np.ndarray) -> np.ndarray:
     """Boolean mask of missing cells (NaN, None, ``pd.NA``, NaT)."""
     return np.asarray(pd.isna(column), dtype=bool)
@@ -104,7 +118,7 @@ class TaskEncoder:
         self.encoders_ = []
         for j, (col, kind) in enumerate(zip(columns, self.task_types)):
             labelled = ~missing_mask(col)
-            present = col[labelled]
+            present = natural(col[labelled])
             if kind == "regression":
                 values = _as_float(present, self.names[j]).reshape(-1, 1)
                 weight = None if sample_weight is None else sample_weight[labelled]
@@ -148,7 +162,7 @@ class TaskEncoder:
         out = np.empty((len(columns[0]), len(columns)), dtype=np.float32)
         for j, (col, enc) in enumerate(zip(columns, self.encoders_)):
             mask = missing_mask(col)
-            present = col[~mask]
+            present = natural(col[~mask])
             if self.task_types[j] == "regression":
                 values = _as_float(present, self.names[j]).reshape(-1, 1)
                 encoded = enc.transform(values).ravel() if len(values) else values.ravel()
@@ -172,7 +186,7 @@ class TaskEncoder:
         """Raise ValueError if a classification column has labels not seen in fit."""
         for j, col in enumerate(columns):
             if self.task_types[j] != "regression":
-                self._encode_labels(j, col[~missing_mask(col)])
+                self._encode_labels(j, natural(col[~missing_mask(col)]))
 
     def decode(self, outputs):
         """Per-task predictions from network outputs ``(n, sum C)``.

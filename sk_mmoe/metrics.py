@@ -29,7 +29,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from ._targets import missing_mask, split_columns
+from ._targets import missing_mask, natural, split_columns
 
 __all__ = [
     "TaskScorer",
@@ -66,9 +66,9 @@ class TaskScorer:
         if self.response_method == "predict":
             pred = np.asarray(estimator.predict(X))
             outputs = (
-                [_natural(pred)]
+                [natural(pred)]
                 if pred.ndim == 1
-                else [_natural(pred[:, k]) for k in range(pred.shape[1])]
+                else [natural(pred[:, k]) for k in range(pred.shape[1])]
             )
             classes = [None] * len(columns)
         else:
@@ -90,7 +90,7 @@ class TaskScorer:
             if sample_weight is not None:
                 kwargs["sample_weight"] = sample_weight[keep]
             out = out[keep]
-            true = _natural(true[keep])
+            true = natural(true[keep])
             if self.response_method == "predict_proba":
                 if self.metric is roc_auc_score and out.shape[1] == 2:
                     out = out[:, 1]  # the positive class, classes_[k][1]
@@ -106,16 +106,6 @@ class TaskScorer:
         if self.per_task:
             return {"mean": mean, **scores}
         return mean
-
-
-def _natural(values):
-    """An object array of one Python type as an array of that type's dtype.
-
-    sklearn's metrics read an object array of ints as an "unknown" target.
-    """
-    if values.dtype != object or len({type(v) for v in values.tolist()}) != 1:
-        return values
-    return np.asarray(values.tolist())
 
 
 def make_task_scorer(
