@@ -29,11 +29,18 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import Callback, EarlyStopping
 
-from ._callbacks import TaskValidationLoss
+from . import _persistence
+from ._callbacks import DivergenceGuard, TaskValidationLoss
 from ._loss import MultiTaskLoss
 from ._modules import ACTIVATIONS, ARCHITECTURES, MultiTaskNetwork
 from ._net import BatchIterator, MMoENet, TensorDataset, as_tensor, seeded
-from ._targets import TaskEncoder, missing_mask, natural, split_columns
+from ._targets import (
+    TaskEncoder,
+    check_label_types,
+    missing_mask,
+    natural,
+    split_columns,
+)
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -169,6 +176,7 @@ class _BaseMMoE(BaseEstimator):
             dtype=(np.float32, np.float64),
             ensure_min_samples=2,
         )
+        _check_float32_range(X)
         columns, names, single_output = split_columns(y)
         check_consistent_length(X, columns[0])
         labels = (
@@ -199,6 +207,8 @@ class _BaseMMoE(BaseEstimator):
             encoder, seed0 = self.target_encoder_, self.random_seed_
         else:
             present = [natural(c[~missing_mask(c)]) for c in columns]
+            for values, label in zip(present, labels):
+                check_label_types(values, label)
             task_types = self._task_types(present, [str(n) for n in target_names])
             encoder = TaskEncoder(task_types, labels)
             encoder.fit(columns, classes=classes, sample_weight=sample_weight)
@@ -226,7 +236,6 @@ class _BaseMMoE(BaseEstimator):
             finally:
                 # a lambda would make the net unpicklable
                 net.train_split = None
-        _check_finite_training(net, self.lr)
 
         self.net_ = net
         self.module_ = net.module_
@@ -282,7 +291,15 @@ class _BaseMMoE(BaseEstimator):
         )
 
     def _build_net(self, encoder, hyper, task_weights, target_names):
+        baseline = None
+        if not isinstance(self.task_weights, str):
+            # loss of a constant prediction: 1 per standardised regression
+            # target, log(C) per C-class task
+            per_task = [max(1.0, math.log(w)) if w > 1 else 1.0 for w in encoder.output_widths]
+            weights = task_weights or [1.0] * len(per_task)
+            baseline = sum(w * b for w, b in zip(weights, per_task))
         callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
+        callbacks.append(("divergence_guard", DivergenceGuard(baseline, self.lr)))
         if self.early_stopping:
             names = [str(name) for name in target_names]
             callbacks.append(("task_valid_loss", TaskValidationLoss(names)))
@@ -387,7 +404,16 @@ class _BaseMMoE(BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
-        return self._run_module(X, method)
+        _check_float32_range(X)
+        out = self._run_module(X, method)
+        if not np.isfinite(out).all():
+            warnings.warn(
+                "The network produced non-finite outputs (overflow) for some rows; "
+                "their predictions are meaningless. Check X for extreme values.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return out
 
     def _run_module(self, X, method):
         """``_forward`` on an already validated array."""
@@ -441,6 +467,45 @@ class _BaseMMoE(BaseEstimator):
         if self.architecture == "shared_bottom":
             raise ValueError("architecture='shared_bottom' has no gates.")
         return self._forward(X, method="gate_weights").astype(np.float64)
+
+    def save(self, path):
+        """Save the fitted estimator to a file that is safe to load.
+
+        The file is a zip archive of JSON (hyperparameters, fitted attributes,
+        target encodings, training history) and the network weights as a
+        tensor file read with ``torch.load(weights_only=True)``; loading it
+        never runs code, unlike pickle or joblib, which must only be loaded
+        from trusted sources. Callbacks and the optimizer state are not
+        saved: a loaded estimator predicts identically and, with
+        ``warm_start`` or ``partial_fit``, trains on with a fresh optimizer.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        check_is_fitted(self)
+        _persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        estimator
+            A fitted estimator of this class.
+
+        Raises
+        ------
+        ValueError
+            If the file is not an sk_mmoe file of this class, is truncated or
+            altered, or its weights do not fit the saved model.
+        """
+        return _persistence.load(cls, path)
 
     def gate_summary(self, X):
         """Per-task gate health: mean weight of each expert and gate entropy.
@@ -525,13 +590,13 @@ class _BaseMMoE(BaseEstimator):
         return tags
 
 
-def _check_finite_training(net, lr):
-    loss = net.history[-1, "train_loss"]
-    if not np.isfinite(loss):
+def _check_float32_range(X):
+    """The network computes in float32: larger values would become infinite."""
+    limit = np.finfo(np.float32).max
+    if X.dtype == np.float64 and len(X) and np.abs(X).max() > limit:
         raise ValueError(
-            f"Training diverged: the training loss became {loss} at epoch "
-            f"{len(net.history)}. Lower the learning rate (lr={lr}) or "
-            "standardise X (e.g. StandardScaler in a Pipeline)."
+            f"X contains values beyond the float32 range (|x| > {limit:.3g}); the "
+            "network computes in float32. Scale X (e.g. StandardScaler)."
         )
 
 

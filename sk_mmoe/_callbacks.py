@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback
 
@@ -42,3 +43,39 @@ class TaskValidationLoss(Callback):
         module.train(was_training)
         for name, loss in zip(self.task_names, losses.tolist()):
             net.history.record(f"valid_loss_{name}", loss)
+
+
+class DivergenceGuard(Callback):
+    """Stop training with a clear error when the loss blows up.
+
+    Raises ``ValueError`` at the end of an epoch whose training loss is not
+    finite, or exceeds ``factor`` times ``baseline``: the loss of predicting
+    each task's mean / class frequencies, known in advance because targets
+    are standardised (1 per regression task, ``log C`` per ``C``-class task).
+
+    Parameters
+    ----------
+    baseline : float or None
+        None checks finiteness only (e.g. learned task weights).
+    lr : float
+        Named in the message.
+    factor : float
+    """
+
+    def __init__(self, baseline, lr, factor=1e6):
+        self.baseline = baseline
+        self.lr = lr
+        self.factor = factor
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        too_large = self.baseline is not None and loss > self.factor * self.baseline
+        if np.isfinite(loss) and not too_large:
+            return
+        what = f"became {loss}" if not np.isfinite(loss) else f"reached {loss:.3g}"
+        raise ValueError(
+            f"Training diverged: the training loss {what} at epoch {len(net.history)} "
+            f"(a constant prediction scores about {self.baseline or 1:.3g}). Lower the "
+            f"learning rate (lr={self.lr}) or standardise X (e.g. StandardScaler in "
+            "a Pipeline)."
+        )

@@ -230,24 +230,27 @@ def _as_float(values, name):
     return out
 
 
-def _fit_label_encoder(labels, name):
-    kinds = (
-        {
-            "str"
-            if isinstance(v, str)
-            else "number"
-            if isinstance(v, numbers.Number)
-            else type(v).__name__
-            for v in labels.ravel().tolist()
-        }
-        if labels.dtype == object
-        else set()
-    )
+def check_label_types(values, name):
+    """Raise TypeError if an object column mixes strings and numbers."""
+    if values.dtype != object:
+        return
+    kinds = {
+        "str"
+        if isinstance(v, str)
+        else "number"
+        if isinstance(v, numbers.Number)
+        else type(v).__name__
+        for v in values.tolist()
+    }
     if len(kinds) > 1:
         raise TypeError(
             f"y column {name} mixes label types {sorted(kinds)}; the labels of one "
             "task must all be strings or all be numbers."
         )
+
+
+def _fit_label_encoder(labels, name):
+    check_label_types(labels, name)
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
         raise ValueError(f"y column {name} contains infinity.")
     return LabelEncoder().fit(labels)
