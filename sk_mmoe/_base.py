@@ -593,7 +593,8 @@ class _BaseMMoE(BaseEstimator):
 def _check_float32_range(X):
     """The network computes in float32: larger values would become infinite."""
     limit = np.finfo(np.float32).max
-    if X.dtype == np.float64 and len(X) and np.abs(X).max() > limit:
+    # max and min rather than abs: no temporary copy of X
+    if X.dtype == np.float64 and X.size and (X.max() > limit or X.min() < -limit):
         raise ValueError(
             f"X contains values beyond the float32 range (|x| > {limit:.3g}); the "
             "network computes in float32. Scale X (e.g. StandardScaler)."
