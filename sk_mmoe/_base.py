@@ -17,7 +17,8 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -160,6 +161,75 @@ class _BaseMMoE(BaseEstimator):
         ``columns`` hold each column's labelled values only.
         """
         raise NotImplementedError
+
+    # ------------------------------------------------------------ public API
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to ``X`` and the targets ``y`` (one column per task).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one epoch on ``(X, y)``, starting from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets: values for regression tasks, labels for the others.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+            float64 for regression tasks; original labels for classification
+            tasks; object dtype when the tasks' types differ; 1-D when the
+            estimator was fitted on 1-D ``y``.
+        """
+        return self._stack(self._decoded(X))
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over tasks of R² (regression tasks) and accuracy (the others).
+
+        Rows where a task's label is missing are left out of that task's
+        score. Labels not seen during fit raise ``ValueError``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        return self._score_tasks(X, y, sample_weight)
 
     # -------------------------------------------------------------- training
     def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
@@ -559,8 +629,8 @@ class _BaseMMoE(BaseEstimator):
                 stacklevel=4,
             )
 
-    def _score_tasks(self, X, y, sample_weight, metric):
-        """Mean over tasks of ``metric(y_true, y_pred, sample_weight)``.
+    def _score_tasks(self, X, y, sample_weight):
+        """Mean over tasks of R² (regression) or accuracy (classification).
 
         Missing labels are left out of their task's metric.
         """
@@ -577,9 +647,10 @@ class _BaseMMoE(BaseEstimator):
         for j, (true, pred) in enumerate(zip(columns, predictions)):
             keep = ~missing_mask(true)
             weight = None if sample_weight is None else sample_weight[keep]
-            scores.append(
-                metric(self.target_encoder_.task_types[j], natural(true[keep]), pred[keep], weight)
+            metric = (
+                r2_score if self.target_encoder_.task_types[j] == "regression" else accuracy_score
             )
+            scores.append(metric(natural(true[keep]), pred[keep], sample_weight=weight))
         return float(np.mean(scores))
 
     def __sklearn_tags__(self):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -92,10 +91,38 @@ def _document(cls):
     return cls
 
 
-def _r2_or_accuracy(kind, y_true, y_pred, sample_weight):
-    if kind == "regression":
-        return r2_score(y_true, y_pred, sample_weight=sample_weight)
-    return accuracy_score(y_true, y_pred, sample_weight=sample_weight)
+class _ClassOutputs:
+    """``classes_`` and ``predict_proba`` for estimators with classification tasks."""
+
+    @property
+    def classes_(self):
+        check_is_fitted(self)
+        classes = self.target_encoder_.classes
+        return classes[0] if self._single_output else classes
+
+    def predict_proba(self, X):
+        """Class probabilities of each classification task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : list, or ndarray of shape (n_samples, n_classes)
+            One entry per task: an array of shape (n_samples, n_classes_k),
+            columns in the order of ``classes_[k]``, for a classification
+            task; None for a regression task (``MMoEMultiTask`` only). A
+            single array when fitted on 1-D ``y``.
+        """
+        check_is_fitted(self)
+        encoder = self.target_encoder_
+        blocks = encoder.split(self._forward(X))
+        proba = [
+            None if kind == "regression" else encoder.probabilities(j, block)
+            for j, (kind, block) in enumerate(zip(encoder.task_types, blocks))
+        ]
+        return proba[0] if self._single_output else proba
 
 
 @_document
@@ -138,68 +165,7 @@ class MMoERegressor(RegressorMixin, _BaseMMoE):
     def _task_types(self, columns, names):
         return ["regression"] * len(columns)
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to ``X`` and the targets ``y`` (one column per task).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self : MMoERegressor
-        """
-        return self._fit(X, y, sample_weight)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
-        """Train one epoch on ``(X, y)``, starting from the current weights.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self : MMoERegressor
-        """
-        return self._fit(X, y, sample_weight, incremental=True)
-
-    def predict(self, X):
-        """Predicted targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
-            float64; 1-D when the model was fitted on 1-D ``y``.
-        """
-        return self._stack(self._decoded(X))
-
-    def score(self, X, y, sample_weight=None):
-        """R² of each task, averaged over tasks.
-
-        Rows where a task's label is missing are left out of that task's R².
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        score : float
-        """
-        return self._score_tasks(X, y, sample_weight, _r2_or_accuracy)
+    score = _BaseMMoE.score  # not RegressorMixin's: missing labels, per-task mean
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -208,7 +174,7 @@ class MMoERegressor(RegressorMixin, _BaseMMoE):
 
 
 @_document
-class MMoEClassifier(ClassifierMixin, _BaseMMoE):
+class MMoEClassifier(ClassifierMixin, _ClassOutputs, _BaseMMoE):
     """Multi-task classifier: Multi-gate Mixture-of-Experts (MMoE).
 
         Each target column is a task with its own labels (strings, integers,
@@ -246,7 +212,7 @@ class MMoEClassifier(ClassifierMixin, _BaseMMoE):
         ...                   "size": [1, 2, 1, 3] * 10})
         >>> clf = MMoEClassifier(max_epochs=3, random_state=0).fit(X, y)
         >>> clf.classes_
-        [array(['blue', 'red'], dtype=object), array([1, 2, 3])]
+        [array(['blue', 'red'], dtype='<U4'), array([1, 2, 3])]
         >>> clf.predict(X[:2]).shape
         (2, 2)
         >>> [p.shape for p in clf.predict_proba(X[:2])]
@@ -258,22 +224,6 @@ class MMoEClassifier(ClassifierMixin, _BaseMMoE):
             check_classification_targets(column)
         # binary or multiclass is settled by the number of classes
         return ["classification"] * len(columns)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to ``X`` and the labels ``y`` (one column per task).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self : MMoEClassifier
-        """
-        return self._fit(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -300,63 +250,7 @@ class MMoEClassifier(ClassifierMixin, _BaseMMoE):
             classes = None
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def predict(self, X):
-        """Predicted labels of each task.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
-            Original labels; object dtype when tasks' label types differ;
-            1-D when fitted on 1-D ``y``.
-        """
-        return self._stack(self._decoded(X))
-
-    def predict_proba(self, X):
-        """Class probabilities of each task.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        proba : list of ndarray of shape (n_samples, n_classes_k), or ndarray
-            One array per task, columns in the order of ``classes_[k]``; a
-            single array when fitted on 1-D ``y``.
-        """
-        check_is_fitted(self)
-        encoder = self.target_encoder_
-        blocks = encoder.split(self._forward(X))
-        proba = [encoder.probabilities(j, block) for j, block in enumerate(blocks)]
-        return proba[0] if self._single_output else proba
-
-    @property
-    def classes_(self):
-        check_is_fitted(self)
-        classes = self.target_encoder_.classes
-        return classes[0] if self._single_output else classes
-
-    def score(self, X, y, sample_weight=None):
-        """Accuracy of each task, averaged over tasks.
-
-        Rows where a task's label is missing are left out of that task's
-        accuracy. Labels not seen during fit raise ``ValueError``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        score : float
-        """
-        return self._score_tasks(X, y, sample_weight, _r2_or_accuracy)
+    score = _BaseMMoE.score  # not ClassifierMixin's: multiclass-multioutput y
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -366,7 +260,7 @@ class MMoEClassifier(ClassifierMixin, _BaseMMoE):
 
 
 @_document
-class MMoEMultiTask(_BaseMMoE):
+class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
     """Multi-task model mixing regression and classification tasks.
 
         The typical case is a recommender's click (binary) and watch time
@@ -513,98 +407,7 @@ class MMoEMultiTask(_BaseMMoE):
                 check_classification_targets(col)
         return spec
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to ``X`` and the targets ``y`` (one column per task).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self : MMoEMultiTask
-        """
-        return self._fit(X, y, sample_weight)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
-        """Train one epoch on ``(X, y)``, starting from the current weights.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self : MMoEMultiTask
-        """
-        return self._fit(X, y, sample_weight, incremental=True)
-
     @property
     def task_types_(self):
         check_is_fitted(self)
         return list(self.target_encoder_.task_types)
-
-    @property
-    def classes_(self):
-        check_is_fitted(self)
-        classes = self.target_encoder_.classes
-        return classes[0] if self._single_output else classes
-
-    def predict(self, X):
-        """Predicted targets: values for regression tasks, labels for the others.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
-            Object dtype when the tasks' types differ.
-        """
-        return self._stack(self._decoded(X))
-
-    def predict_proba(self, X):
-        """Class probabilities of each classification task.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        proba : list
-            One entry per task: ndarray of shape (n_samples, n_classes_k) for a
-            classification task, None for a regression task.
-        """
-        check_is_fitted(self)
-        encoder = self.target_encoder_
-        blocks = encoder.split(self._forward(X))
-        proba = [
-            None if kind == "regression" else encoder.probabilities(j, block)
-            for j, (kind, block) in enumerate(zip(encoder.task_types, blocks))
-        ]
-        return proba[0] if self._single_output else proba
-
-    def score(self, X, y, sample_weight=None):
-        """Mean over tasks of R² (regression tasks) and accuracy (the others).
-
-        Rows where a task's label is missing are left out of that task.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        score : float
-        """
-        return self._score_tasks(X, y, sample_weight, _r2_or_accuracy)
