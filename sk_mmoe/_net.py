@@ -1,19 +1,22 @@
 """The skorch side: an in-memory dataset, a whole-batch iterator, the net.
 
-skorch runs the training loop; this module only swaps in a fast iterator
-(tensor slicing instead of row-by-row collation) and a lean set of default
-callbacks. It imports nothing else from the package.
+skorch runs the training loop; this module swaps in a fast iterator (tensor
+slicing instead of row-by-row collation), a lean set of default callbacks
+and a per-batch path without skorch's repeated per-batch bookkeeping (see
+:class:`MMoENet`). It imports nothing else from the package.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.utils import TeeGenerator
 
 
 class TensorDataset(torch.utils.data.Dataset):
@@ -34,29 +37,50 @@ class BatchIterator:
     """Yield ``(X_batch, y_batch)`` tensors by slicing a :class:`TensorDataset`.
 
     With ``shuffle=True`` a fresh permutation is drawn from torch's
-    (forked, seeded) generator each epoch. Batches are cast to float32.
+    (forked, seeded) generator each epoch and each batch is gathered with
+    one ``index_select`` per tensor. Batches are cast to float32 (a no-op
+    for the float32 data the estimators pass).
+
+    ``y_batch`` is ``(B, T + 1)`` as stored, or ``(B, T)`` -- the targets
+    alone -- when no target is missing and every sample weight is 1: then
+    :class:`~sk_mmoe._loss.MultiTaskLoss` takes its unweighted path. This is
+    decided once, here, rather than again for every batch.
     """
 
     def __init__(self, dataset: TensorDataset, batch_size: int, shuffle: bool = False):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self._y = _unweighted_targets(dataset.y)
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)
 
     def __iter__(self):
-        X, y = self.dataset.X, self.dataset.y
+        X, y = self.dataset.X, self._y
         n, size = len(X), self.batch_size
         if self.shuffle:
             perm = torch.randperm(n)
             for start in range(0, n, size):
                 idx = perm[start : start + size]
-                yield X[idx].float(), (y[idx] if y is not None else None)
+                yield (
+                    X.index_select(0, idx).float(),
+                    (y.index_select(0, idx) if y is not None else None),
+                )
         else:
             for start in range(0, n, size):
                 stop = start + size
                 yield X[start:stop].float(), (y[start:stop] if y is not None else None)
+
+
+def _unweighted_targets(y: torch.Tensor | None) -> torch.Tensor | None:
+    """``y (n, T + 1)`` without its weight column if that is all 1 and no target is NaN."""
+    if y is None or y.ndim != 2 or y.shape[1] < 2 or not y.is_floating_point():
+        return y
+    targets, weight = y[:, :-1], y[:, -1]
+    if bool((weight == 1).all()) and not bool(targets.isnan().any()):
+        return targets.contiguous()
+    return y
 
 
 class MMoENet(NeuralNet):
@@ -64,14 +88,22 @@ class MMoENet(NeuralNet):
 
     Per-epoch logging only; the progress bar is added when ``verbose > 0``.
 
-    skorch's loop is kept (callbacks, history, ``partial_fit``); only work
-    that is the same for every batch of an epoch is hoisted out of the batch
-    loop:
+    skorch's loop is kept (callbacks, history, ``partial_fit``); what differs
+    from :class:`~skorch.NeuralNet`:
 
     - train/eval mode is set once per epoch (in :meth:`run_single_epoch`),
       not once per batch. A callback that switches the mode of (part of) the
       module inside an epoch keeps its switch until the epoch ends, where
       skorch would undo it at the next batch.
+    - batch-level hooks (``on_batch_begin``, ``on_batch_end``,
+      ``on_grad_computed``) are called only on the callbacks that override
+      them; the others' are :class:`~skorch.callbacks.Callback`'s no-ops. The
+      list is taken at the start of each epoch.
+    - torch's fused optimizer kernel (``fused=True``: one kernel for all
+      parameters instead of several ops per parameter tensor) is used where
+      the optimizer class, the device and the torch version support it and
+      the user set neither ``fused`` nor ``foreach``. It computes the same
+      update; only the rounding of the last bits may differ.
 
     Every batch still notifies ``on_batch_begin`` / ``on_batch_end`` and
     records ``*_loss`` and ``*_batch_size`` in the history, so the epoch's
@@ -93,19 +125,35 @@ class MMoENet(NeuralNet):
             ]
         return callbacks
 
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        if prefix == "optimizer":
+            kwargs = _with_fused_kernel(self.optimizer, args, kwargs)
+        return args, kwargs
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
         self._set_training(training)
+        # callbacks whose batch-level hooks do something (Callback's are no-ops)
+        begin = _listeners(self.callbacks_, "on_batch_begin")
+        end = _listeners(self.callbacks_, "on_batch_end")
+        self._grad_listeners = _listeners(self.callbacks_, "on_grad_computed")
+        if type(self).on_grad_computed is not NeuralNet.on_grad_computed:
+            self._grad_listeners.insert(0, self)
         history = self.history
         loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
         batch_count = 0
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            self.on_batch_begin(self, batch=batch, training=training)
+            for cb in begin:
+                cb.on_batch_begin(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             history.record_batch(loss_key, step["loss"].item())
             history.record_batch(size_key, len(batch[0]))
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            self.on_batch_end(self, batch=batch, training=training, **step)
+            for cb in end:
+                cb.on_batch_end(self, batch=batch, training=training, **step)
             batch_count += 1
         history.record(prefix + "_batch_count", batch_count)
 
@@ -124,6 +172,52 @@ class MMoENet(NeuralNet):
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        # skorch's train_step, notifying on_grad_computed only to listeners
+        step_accumulator = self.get_train_step_accumulator()
+        listeners = getattr(self, "_grad_listeners", None)
+
+        def step_fn():
+            self._zero_grad_optimizer()
+            step = self.train_step_single(batch, **fit_params)
+            step_accumulator.store_step(step)
+            if listeners is None:  # called outside run_single_epoch
+                self.notify(
+                    "on_grad_computed",
+                    named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                    batch=batch,
+                    training=True,
+                )
+            elif listeners:
+                named_parameters = TeeGenerator(self.get_all_learnable_params())
+                for cb in listeners:
+                    cb.on_grad_computed(self, named_parameters, batch=batch, training=True)
+            return step["loss"]
+
+        self._step_optimizer(step_fn)
+        return step_accumulator.get_step()
+
+
+def _with_fused_kernel(optimizer, args, kwargs):
+    """``kwargs`` plus ``fused=True`` where ``optimizer`` accepts that for these params."""
+    if "fused" in kwargs or "foreach" in kwargs:
+        return kwargs
+    try:
+        if "fused" not in inspect.signature(optimizer).parameters:
+            return kwargs
+        groups = [dict(group) for group in args[0]]  # the optimizer edits its groups
+        optimizer(groups, *args[1:], **kwargs, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        # an older torch, a device or dtype without a fused kernel
+        return kwargs
+    return {**kwargs, "fused": True}
+
+
+def _listeners(callbacks, hook):
+    """The callbacks among ``(name, callback)`` pairs that override ``hook``."""
+    noop = getattr(Callback, hook)
+    return [cb for _, cb in callbacks if getattr(type(cb), hook, noop) is not noop]
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:

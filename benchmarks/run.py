@@ -1,0 +1,423 @@
+"""Speed and memory of sk_mmoe next to a plain PyTorch loop and its peers.
+
+    python benchmarks/run.py            # the full run (about 10 minutes)
+    python benchmarks/run.py --quick    # a smoke test (under a minute)
+
+Each measurement runs in a fresh Python process (``_systems.py``); the
+systems are run in turn, round after round (``--repeats``), so that a slow
+spell of a shared machine hits them all alike. Per round, a system's time
+per epoch is the median over its epochs; tables show the median over rounds,
+and ratios are the median of the per-round ratios. Nothing is installed
+here: DeepCTR-Torch and torch-rechub are timed when they are importable and
+shown as "not installed" otherwise (see README.md for installing them).
+
+``--threads`` (default 1) sets ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
+``OPENBLAS_NUM_THREADS`` for every worker, so torch and scikit-learn's BLAS
+use the same number of threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORKER = Path(__file__).with_name("_systems.py")
+
+#: label, worker name, importable module needed (None: always available)
+SYSTEMS = [
+    ("plain PyTorch loop (same module, randperm slicing)", "plain", None),
+    ("same loop, index_select + fused Adam (tighter floor)", "plain_tuned", None),
+    ("same loop with torch DataLoader", "plain_loader", None),
+    ("skorch NeuralNetRegressor, same module, defaults", "skorch", None),
+    ("sk_mmoe MMoERegressor", "sk_mmoe", None),
+    ("DeepCTR-Torch MMOE", "deepctr", "deepctr_torch"),
+    ("torch-rechub MMOE", "rechub", "torch_rechub"),
+    ("sklearn MLPRegressor (128, 16)", "mlp", None),
+]
+
+FULL = {
+    "rows": 100_000,
+    "epochs": 3,
+    "repeats": 5,
+    "one_row_calls": 300,
+    "predict_repeats": 3,
+    "memory_rows": 1_000_000,
+    "scaling_repeats": 3,
+    "scaling": {
+        "experts": [1, 4, 16, 64],
+        "tasks": [1, 4, 16],
+        "rows": [10_000, 100_000, 1_000_000],
+    },
+}
+QUICK = {
+    "rows": 5_000,
+    "epochs": 2,
+    "repeats": 1,
+    "one_row_calls": 50,
+    "predict_repeats": 1,
+    "memory_rows": 50_000,
+    "scaling_repeats": 1,
+    "scaling": {"experts": [1, 8], "tasks": [1, 4], "rows": [2_000, 5_000]},
+}
+#: the paper's model: d=100, 8 experts of 16 units, towers of 8, 2 tasks
+MODEL = {"features": 100, "tasks": 2, "experts": 8, "expert_units": 16, "tower_units": 8}
+
+
+def run_worker(spec, threads):
+    env = dict(os.environ)
+    if threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit code {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def epoch_time(result, clock):
+    return median([e[clock] for e in result["epochs"]]) if "epochs" in result else None
+
+
+def paired_ratio(rounds, a, b, key):
+    """Median over rounds of ``key(a) / key(b)``."""
+    ratios = []
+    for results in rounds:
+        x, y = key(results.get(a, {})), key(results.get(b, {}))
+        if x is not None and y:
+            ratios.append(x / y)
+    return median(ratios)
+
+
+# ------------------------------------------------------------ formatting
+def fmt(value, spec="{:.3g}", missing=""):
+    return missing if value is None else spec.format(value)
+
+
+def table(header, rows):
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------ main table
+def main_table(args, settings, missing):
+    spec = {
+        **MODEL,
+        "rows": settings["rows"],
+        "epochs": settings["epochs"],
+        "batch_size": args.batch_size,
+        "one_row_calls": settings["one_row_calls"],
+        "predict_repeats": settings["predict_repeats"],
+    }
+    chosen = [s for s in SYSTEMS if s[1] in args.systems]
+    rounds = []
+    for r in range(settings["repeats"]):
+        results = {}
+        for _, name, _ in chosen:
+            if name in missing:
+                continue
+            started = time.perf_counter()
+            results[name] = run_worker({**spec, "system": name}, args.threads)
+            took = time.perf_counter() - started
+            note = results[name].get("error", f"{took:.0f} s")
+            _progress(f"  round {r + 1}/{settings['repeats']}: {name} ({note})")
+        rounds.append(results)
+
+    clock = args.clock
+
+    def per_epoch(res):
+        return epoch_time(res, clock)
+
+    def one(res):
+        return res.get("predict_one", {}).get(clock)
+
+    def whole(res):
+        return res.get("predict_all", {}).get(clock)
+
+    rows, summary = [], {}
+    for label, name, _ in chosen:
+        if name in missing:
+            rows.append([label, "not installed", "", "", "", "", ""])
+            continue
+        errors = [res[name]["error"] for res in rounds if "error" in res.get(name, {})]
+        if errors:
+            rows.append([label, f"failed: {errors[0]}"[:70], "", "", "", "", ""])
+            continue
+        s_epoch = median([per_epoch(res[name]) for res in rounds])
+        p_one = median([one(res[name]) for res in rounds])
+        p_all = median([whole(res[name]) for res in rounds])
+        summary[name] = {
+            "s_per_epoch": s_epoch,
+            "x_plain": paired_ratio(rounds, name, "plain", per_epoch),
+            "x_sk_mmoe": paired_ratio(rounds, name, "sk_mmoe", per_epoch),
+            "x_plain_tuned": paired_ratio(rounds, name, "plain_tuned", per_epoch),
+            "predict_one_ms": None if p_one is None else 1e3 * p_one,
+            "x_mlp_one": paired_ratio(rounds, name, "mlp", one),
+            "predict_all_s": p_all,
+            "x_plain_all": paired_ratio(rounds, name, "plain", whole),
+        }
+        s = summary[name]
+        rows.append(
+            [
+                label,
+                fmt(s_epoch, "{:.3f}"),
+                fmt(s["x_plain"], "{:.2f}"),
+                fmt(s["predict_one_ms"], "{:.3f}"),
+                fmt(s["x_mlp_one"], "{:.2f}"),
+                fmt(p_all, "{:.3f}"),
+                fmt(s["x_plain_all"], "{:.2f}"),
+            ]
+        )
+    header = [
+        "system",
+        "s / epoch",
+        "× plain loop",
+        "predict 1 row (ms)",
+        "× MLP",
+        f"predict {settings['rows']:,} rows (s)",
+        "× plain forward",
+    ]
+    return table(header, rows), summary, rounds
+
+
+# ---------------------------------------------------------------- scaling
+def scaling_table(args, settings):
+    grid = settings["scaling"]
+    base = {**MODEL, "rows": settings["rows"]}
+    configs = (
+        [("experts", e, {**base, "experts": e}) for e in grid["experts"]]
+        + [("tasks", t, {**base, "tasks": t}) for t in grid["tasks"]]
+        + [("rows", n, {**base, "rows": n}) for n in grid["rows"]]
+    )
+    specs = [
+        {
+            **config,
+            "epochs": 1 if config["rows"] >= 500_000 else settings["epochs"],
+            "batch_size": args.batch_size,
+        }
+        for _, _, config in configs
+    ]
+    results = {}  # (axis, value, system) -> [per-epoch time per round]
+    for r in range(settings["scaling_repeats"]):
+        # one process per system and round runs every configuration in turn
+        for system in ("plain", "sk_mmoe"):
+            started = time.perf_counter()
+            spec = {"system": "scaling", "inner": system, "configs": specs}
+            res = run_worker(spec, args.threads)
+            note = res.get("error", f"{time.perf_counter() - started:.0f} s")
+            _progress(f"  scaling round {r + 1}: {system} ({note})")
+            per_config = res.get("configs", [None] * len(configs))
+            for (axis, value, _), epochs in zip(configs, per_config):
+                seconds = None if epochs is None else epoch_time({"epochs": epochs}, args.clock)
+                results.setdefault((axis, value, system), []).append(seconds)
+    rows = []
+    for axis, value, config in configs:
+        plain = results[(axis, value, "plain")]
+        ours = results[(axis, value, "sk_mmoe")]
+        ratios = [a / b for a, b in zip(ours, plain) if a is not None and b]
+        per_row = None if median(ours) is None else 1e6 * median(ours) / config["rows"]
+        rows.append(
+            [
+                f"{axis} = {value:,}",
+                f"E={config['experts']}, T={config['tasks']}, n={config['rows']:,}",
+                fmt(median(plain), "{:.3f}"),
+                fmt(median(ours), "{:.3f}"),
+                fmt(median(ratios), "{:.2f}"),
+                fmt(per_row, "{:.2f}"),
+            ]
+        )
+    header = ["varied", "model / data", "plain s/epoch", "sk_mmoe s/epoch", "ratio", "µs/row"]
+    return table(header, rows), {f"{a}={v}": results[(a, v, "sk_mmoe")] for a, v, _ in configs}
+
+
+# ----------------------------------------------------------------- memory
+def memory_line(args, settings):
+    spec = {**MODEL, "system": "predict_memory", "rows": settings["memory_rows"]}
+    res = run_worker(spec, args.threads)
+    if "error" in res:
+        return f"predict memory: failed: {res['error']}", res
+    batch_mb = 4096 * MODEL["features"] * 8 / 2**20
+    budget = 3 * res["output_mb"] + 4 * batch_mb
+    verdict = "met" if res["extra_mb"] <= budget else "NOT met"
+    note = "" if res["peak_reset"] else " (peak counter not resettable: includes setup)"
+    line = (
+        f"predict on {settings['memory_rows']:,} float64 rows: X {res['X_mb']:.0f} MB, "
+        f"output {res['output_mb']:.1f} MB, peak RSS growth {res['extra_mb']:.1f} MB "
+        f"(budget 3 x output + 4 batches of 4096 float64 rows = {budget:.1f} MB): "
+        f"{verdict}{note}"
+    )
+    return line, res
+
+
+# ---------------------------------------------------------------- targets
+def target_lines(summary):
+    s = summary.get("sk_mmoe")
+    if not s:
+        return ["sk_mmoe was not measured"]
+    lines = []
+
+    def check(name, value, ok, detail):
+        if value is None:
+            lines.append(f"- {name}: not measured ({detail})")
+        else:
+            lines.append(f"- {name}: {'met' if ok(value) else 'NOT met'} ({detail})")
+
+    tuned = s["x_plain_tuned"]
+    check(
+        "fit per epoch <= 1.10x the plain loop",
+        s["x_plain"],
+        lambda v: v <= 1.10,
+        f"{fmt(s['x_plain'], '{:.2f}', '?')}x"
+        + ("" if tuned is None else f"; {tuned:.2f}x the tighter floor"),
+    )
+    for peer in ("deepctr", "rechub"):
+        p = summary.get(peer)
+        speedup = p["x_sk_mmoe"] if p else None
+        check(
+            f">= 3x faster per epoch than {peer}",
+            speedup,
+            lambda v: v >= 3,
+            f"{fmt(speedup, '{:.1f}', '?')}x faster" if p else "peer not measured",
+        )
+    m = summary.get("mlp")
+    ratio = 1 / m["x_sk_mmoe"] if m and m["x_sk_mmoe"] else None
+    check(
+        "moonshot: per epoch no slower than MLPRegressor",
+        ratio,
+        lambda v: v <= 1.0,
+        f"{fmt(ratio, '{:.2f}', '?')}x MLPRegressor's time",
+    )
+    check(
+        "predict 1 row <= 2x MLPRegressor",
+        s["x_mlp_one"],
+        lambda v: v <= 2.0,
+        f"{fmt(s['x_mlp_one'], '{:.2f}', '?')}x",
+    )
+    check(
+        "predict all rows <= 1.3x a plain batched forward",
+        s["x_plain_all"],
+        lambda v: v <= 1.3,
+        f"{fmt(s['x_plain_all'], '{:.2f}', '?')}x",
+    )
+    return lines
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one round")
+    parser.add_argument("--rows", type=int, help="training rows of the main table")
+    parser.add_argument("--epochs", type=int, help="epochs per fit")
+    parser.add_argument("--repeats", type=int, help="rounds of the main table")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1, help="0: leave the defaults")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    parser.add_argument(
+        "--systems",
+        default=",".join(name for _, name, _ in SYSTEMS),
+        help="comma-separated subset of: " + ", ".join(name for _, name, _ in SYSTEMS),
+    )
+    parser.add_argument(
+        "--treat-as-missing",
+        default="",
+        help="comma-separated peers to report as not installed (for testing)",
+    )
+    parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--json", help="also write every measurement to this file")
+    args = parser.parse_args(argv)
+    args.systems = set(args.systems.split(","))
+    unknown = args.systems - {name for _, name, _ in SYSTEMS}
+    if unknown:
+        parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    settings = dict(QUICK if args.quick else FULL)
+    for key in ("rows", "epochs", "repeats"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    pretend = set(filter(None, args.treat_as_missing.split(",")))
+    missing = {
+        name
+        for _, name, module in SYSTEMS
+        if module and (name in pretend or importlib.util.find_spec(module) is None)
+    }
+
+    import platform
+
+    import numpy
+    import sklearn
+    import skorch
+    import torch
+
+    print(
+        f"sk_mmoe benchmark: d={MODEL['features']}, {MODEL['experts']} experts x "
+        f"{MODEL['expert_units']} units, towers of {MODEL['tower_units']}, "
+        f"{MODEL['tasks']} regression tasks, Adam lr 1e-3, batch {args.batch_size}, "
+        f"{settings['rows']:,} rows, {settings['epochs']} epochs x {settings['repeats']} rounds"
+    )
+    print(
+        f"torch {torch.__version__}, skorch {skorch.__version__}, scikit-learn "
+        f"{sklearn.__version__}, numpy {numpy.__version__}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores, threads per worker: {args.threads or 'default'}, "
+        f"clock: {args.clock}, CUDA: {'available' if torch.cuda.is_available() else 'none'}"
+    )
+    out = {"settings": settings, "args": {k: str(v) for k, v in vars(args).items()}}
+
+    sys.stdout.flush()
+    text, summary, rounds = main_table(args, settings, missing)
+    print()
+    print(text, flush=True)
+    out["summary"], out["rounds"] = summary, rounds
+
+    if not args.no_memory:
+        line, res = memory_line(args, settings)
+        print()
+        print(line)
+        out["memory"] = res
+
+    print()
+    print("Targets:")
+    print("\n".join(target_lines(summary)))
+
+    if not args.no_scaling and {"plain", "sk_mmoe"} <= args.systems:
+        text, scaling = scaling_table(args, settings)
+        print()
+        print(f"Scaling (time per epoch; {settings['scaling_repeats']} rounds, medians):")
+        print(text)
+        out["scaling"] = scaling
+
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Smoke test of the benchmark entry point: it runs and prints its tables.
+
+No timing is asserted: the numbers of a smoke run on a shared machine mean
+nothing. The peers are reported as not installed whether or not they are.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+def test_quick_benchmark_prints_the_tables():
+    command = [
+        sys.executable,
+        str(RUN),
+        "--quick",
+        "--rows=1000",
+        "--epochs=1",
+        "--systems=plain,sk_mmoe,deepctr,rechub",
+        "--treat-as-missing=deepctr,rechub",
+        "--no-memory",
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "| system" in out and "× plain loop" in out
+    assert "sk_mmoe MMoERegressor" in out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    assert "not installed" in rows["DeepCTR-Torch MMOE"]
+    assert "not installed" in rows["torch-rechub MMOE"]
+    assert "failed" not in out
+    assert "Targets:" in out
+    assert "Scaling" in out and "experts = 8" in out
