@@ -354,10 +354,9 @@ class _BaseMMoE(BaseEstimator):
                 f"leaves no training rows out of {n}."
             )
         train_idx, valid_idx = train_test_split(np.arange(n), test_size=n_valid, random_state=seed)
-        train_idx, valid_idx = torch.from_numpy(train_idx), torch.from_numpy(valid_idx)
         return (
-            TensorDataset(X[train_idx], targets[train_idx]),
-            TensorDataset(X[valid_idx], targets[valid_idx]),
+            TensorDataset(X, targets, torch.from_numpy(train_idx)),
+            TensorDataset(X, targets, torch.from_numpy(valid_idx)),
         )
 
     def _build_net(self, encoder, hyper, task_weights, target_names):
@@ -487,19 +486,15 @@ class _BaseMMoE(BaseEstimator):
 
     def _run_module(self, X, method):
         """``_forward`` on an already validated array."""
-        module = self.module_
-        fn = getattr(module, method)
+        fn = getattr(self.module_, method)
         device = self.net_.device
-        module.eval()
-        out = None
+        self.module_.eval()
         with torch.inference_mode():
+            if len(X) <= PREDICT_BATCH_SIZE:
+                return _run_chunk(fn, X, device)  # one chunk: no buffer to fill
+            out = None
             for start in range(0, len(X), PREDICT_BATCH_SIZE):
-                chunk = as_tensor(X[start : start + PREDICT_BATCH_SIZE])
-                chunk = chunk.to(device=device, dtype=torch.float32)
-                n_rows = len(chunk)
-                if n_rows < MIN_PREDICT_ROWS:
-                    chunk = torch.nn.functional.pad(chunk, (0, 0, 0, MIN_PREDICT_ROWS - n_rows))
-                result = fn(chunk)[:n_rows].cpu().numpy()
+                result = _run_chunk(fn, X[start : start + PREDICT_BATCH_SIZE], device)
                 if out is None:
                     out = np.empty((len(X), *result.shape[1:]), dtype=np.float32)
                 out[start : start + len(result)] = result
@@ -659,6 +654,15 @@ class _BaseMMoE(BaseEstimator):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
+
+
+def _run_chunk(fn, X, device):
+    """``fn`` on the rows of ``X`` as float32 numpy; small chunks zero-padded."""
+    chunk = as_tensor(X).to(device=device, dtype=torch.float32)
+    n_rows = len(chunk)
+    if n_rows < MIN_PREDICT_ROWS:
+        chunk = torch.nn.functional.pad(chunk, (0, 0, 0, MIN_PREDICT_ROWS - n_rows))
+    return fn(chunk)[:n_rows].cpu().numpy()
 
 
 def _check_float32_range(X):

@@ -28,18 +28,19 @@ class TaskValidationLoss(Callback):
     def on_epoch_end(self, net, dataset_valid=None, **kwargs):
         if dataset_valid is None:
             return
-        X, y = dataset_valid.X, dataset_valid.y
         module = net.module_
         was_training = module.training
         module.eval()
+        n, size = len(dataset_valid), self.batch_size
         with torch.no_grad():
-            outputs = torch.cat(
-                [
-                    module(X[i : i + self.batch_size].to(net.device, torch.float32))
-                    for i in range(0, len(X), self.batch_size)
-                ]
+            outputs, targets = [], []
+            for start in range(0, n, size):
+                X, y = dataset_valid.take(slice(start, start + size))
+                outputs.append(module(X.to(net.device, torch.float32)))
+                targets.append(y)
+            losses = net.criterion_.task_losses(
+                torch.cat(outputs), torch.cat(targets).to(net.device)
             )
-            losses = net.criterion_.task_losses(outputs, y.to(net.device))
         module.train(was_training)
         for name, loss in zip(self.task_names, losses.tolist()):
             net.history.record(f"valid_loss_{name}", loss)

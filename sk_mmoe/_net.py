@@ -20,17 +20,44 @@ from skorch.utils import TeeGenerator
 
 
 class TensorDataset(torch.utils.data.Dataset):
-    """Rows of an input tensor ``X (n, d)`` and a target tensor ``y (n, T + 1)``."""
+    """Rows of an input tensor ``X (n, d)`` and a target tensor ``y (n, T + 1)``.
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor | None = None):
+    With ``index`` (a 1-D long tensor) the dataset is those rows only, in
+    that order, without copying ``X``: a train / validation split costs two
+    index tensors, not two copies of the data.
+    """
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
+    ):
         self.X = X
         self.y = y
+        self.index = index
 
     def __len__(self) -> int:
-        return len(self.X)
+        return len(self.X) if self.index is None else len(self.index)
 
     def __getitem__(self, i):
-        return self.X[i], (self.y[i] if self.y is not None else torch.empty(0))
+        X, y = self.take(i)
+        return X, (y if y is not None else torch.empty(0))
+
+    def take(self, positions, y=None):
+        """``(X_rows, y_rows)`` at ``positions`` (int, slice or 1-D long tensor) of this dataset.
+
+        ``y`` replaces ``self.y`` (e.g. the targets without the weight column).
+        """
+        y = self.y if y is None else y
+        if self.index is not None:
+            positions = self.index[positions]
+        if isinstance(positions, torch.Tensor) and positions.ndim == 1:
+            return self.X.index_select(0, positions), (
+                y.index_select(0, positions) if y is not None else None
+            )
+        # a slice (a view, no copy) or a single row
+        return self.X[positions], (y[positions] if y is not None else None)
 
 
 class BatchIterator:
@@ -57,20 +84,13 @@ class BatchIterator:
         return -(-len(self.dataset) // self.batch_size)
 
     def __iter__(self):
-        X, y = self.dataset.X, self._y
-        n, size = len(X), self.batch_size
-        if self.shuffle:
-            perm = torch.randperm(n)
-            for start in range(0, n, size):
-                idx = perm[start : start + size]
-                yield (
-                    X.index_select(0, idx).float(),
-                    (y.index_select(0, idx) if y is not None else None),
-                )
-        else:
-            for start in range(0, n, size):
-                stop = start + size
-                yield X[start:stop].float(), (y[start:stop] if y is not None else None)
+        n, size = len(self.dataset), self.batch_size
+        perm = torch.randperm(n) if self.shuffle else None
+        for start in range(0, n, size):
+            stop = start + size
+            positions = slice(start, stop) if perm is None else perm[start:stop]
+            X, y = self.dataset.take(positions, self._y)
+            yield X.float(), y
 
 
 def _unweighted_targets(y: torch.Tensor | None) -> torch.Tensor | None:
@@ -226,6 +246,8 @@ def as_tensor(X: np.ndarray) -> torch.Tensor:
     The tensor is only ever read, so a read-only array (e.g. a memmap) is
     safe to share.
     """
+    if X.flags.writeable:
+        return torch.as_tensor(X)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.as_tensor(X)

@@ -205,7 +205,12 @@ class TaskEncoder:
         enc = self.encoders_[j]
         kind = self.task_types[j]
         if kind == "regression":
-            return enc.inverse_transform(block.astype(np.float64)).ravel()
+            # the fitted scaler's inverse_transform, without re-validating its
+            # input on every predict (a large share of one-row latency)
+            values = block[:, 0].astype(np.float64)
+            values *= enc.scale_[0]
+            values += enc.mean_[0]
+            return values
         index = (block[:, 0] > 0).astype(np.intp) if kind == "binary" else block.argmax(1)
         return enc.classes_[index]
 
