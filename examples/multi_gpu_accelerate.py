@@ -14,14 +14,19 @@ Commands (``accelerate`` is not a dependency of sk_mmoe)::
     # one process on the CPU: a quick check that the path works
     python examples/multi_gpu_accelerate.py --device cpu --n-samples 2000 --max-epochs 2
 
+How: pass an ``accelerate.Accelerator`` as the estimator's ``accelerator``
+parameter. The estimator then trains a skorch net with
+:class:`skorch.hf.AccelerateMixin` (backward, mixed precision and gradient
+synchronisation through the accelerator) and gives each process its share of
+every epoch's batches.
+
 What does not carry over from the plain estimator:
 
 * Pickling. skorch does not support pickling accelerated nets, and ``net_``
   holds the ``Accelerator``. The modules are unwrapped after training
   (skorch's ``unwrap_after_train=True``), and in one CPU process the fitted
-  estimator did pickle, but don't rely on it in a multi-process run: save
-  the weights with ``reg.net_.save_params(f_params=...)`` (call it on every
-  process; only the main one writes) or ``reg.module_.state_dict()``.
+  estimator did pickle, but don't rely on it in a multi-process run: use
+  ``reg.save(path)`` on the main process (it stores no accelerator).
 * ``fit`` must run in every process with the same data and ``random_state``;
   only the main process should print or write files.
 * ``device`` is each process's own GPU (``cuda:<local rank>``), and the
@@ -29,10 +34,6 @@ What does not carry over from the plain estimator:
   batches, so the estimator's ``predict`` keeps working after ``fit``.
 * Each process predicts all the rows it is given (``predict`` is not sharded).
 * Optimizers that need a closure (LBFGS) cannot be used (see skorch's docs).
-
-sk_mmoe has no public hook to choose the skorch net class yet, so
-:class:`AcceleratedMMoERegressor` overrides the private ``_build_net``;
-see docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -40,85 +41,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-from skorch import NeuralNet
-from skorch.hf import AccelerateMixin
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    Dataset,
-    RandomSampler,
-    SequentialSampler,
-)
-
 from sk_mmoe import MMoERegressor
 from sk_mmoe.datasets import make_mmoe_tasks
-
-
-class AcceleratedNet(AccelerateMixin, NeuralNet):
-    """skorch ``NeuralNet`` trained through ``accelerate``."""
-
-
-class WholeBatches(Dataset):
-    """View of a dataset that a ``DataLoader`` reads one batch at a time.
-
-    ``__getitems__`` receives a batch's indices and indexes the dataset once
-    with all of them, instead of collating the batch row by row (sk_mmoe's
-    training dataset accepts a tensor of indices).
-    """
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        return self.dataset[i]
-
-    def __getitems__(self, indices):
-        return self.dataset[torch.as_tensor(indices)]
-
-
-def _batch_as_is(batch):
-    return batch
-
-
-def _quiet(*args, **kwargs):
-    """Sink for skorch's epoch log when ``verbose=0``."""
-
-
-def batch_loader(dataset, batch_size, shuffle=False):
-    """A ``DataLoader`` over whole batches, which ``accelerate`` shards.
-
-    ``accelerate`` gives each process its share of a ``DataLoader``'s batches;
-    sk_mmoe's own batch iterator is not a ``DataLoader``, so every process
-    would train on all of them.
-    """
-    order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-    return DataLoader(
-        WholeBatches(dataset),
-        batch_sampler=BatchSampler(order, batch_size, drop_last=False),
-        collate_fn=_batch_as_is,
-    )
-
-
-class AcceleratedMMoERegressor(MMoERegressor):
-    """:class:`~sk_mmoe.MMoERegressor` whose net trains through ``accelerate``."""
-
-    def _make_accelerator(self):
-        from accelerate import Accelerator
-
-        return Accelerator(device_placement=False, cpu=torch.device(self.device).type == "cpu")
-
-    def _build_net(self, *args, **kwargs):
-        # stop-gap: rebuild the net sk_mmoe configured as an AcceleratedNet
-        params = super()._build_net(*args, **kwargs).get_params(deep=False)
-        params = {k: v for k, v in params.items() if not k.startswith("_")}
-        params.update(iterator_train=batch_loader, iterator_valid=batch_loader)
-        if not self.verbose:
-            params["callbacks__print_log__sink"] = _quiet
-        return AcceleratedNet(**params, accelerator=self._make_accelerator())
 
 
 def main(argv=None):
@@ -130,16 +54,17 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=1024)
     args = parser.parse_args(argv)
 
-    from accelerate import PartialState
+    from accelerate import Accelerator
 
-    state = PartialState(cpu=args.device == "cpu")
+    accelerator = Accelerator(device_placement=False, cpu=args.device == "cpu")
     X, Y = make_mmoe_tasks(
         args.n_samples, n_features=args.n_features, correlation=0.5, random_state=0
     )
     X = X.astype("float32")
     n_train = int(0.8 * len(X))
-    reg = AcceleratedMMoERegressor(
-        device=str(state.device),  # this process's GPU: cuda:<local rank>
+    reg = MMoERegressor(
+        accelerator=accelerator,
+        device=str(accelerator.device),  # this process's GPU: cuda:<local rank>
         max_epochs=args.max_epochs,
         batch_size=args.batch_size,
         random_state=0,  # the same on every process
@@ -148,9 +73,9 @@ def main(argv=None):
     reg.fit(X[:n_train], Y[:n_train])
     seconds = time.perf_counter() - start
     r2 = reg.score(X[n_train:], Y[n_train:])
-    if state.is_main_process:
+    if accelerator.is_main_process:
         print(
-            f"{state.num_processes} process(es) on {state.device.type}: "
+            f"{accelerator.num_processes} process(es) on {accelerator.device.type}: "
             f"{args.max_epochs} epochs in {seconds:.1f} s, "
             f"train loss {reg.net_.history[-1, 'train_loss']:.4f}, held-out R2 {r2:.3f}"
         )

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
@@ -34,7 +34,7 @@ from . import _persistence
 from ._callbacks import DivergenceGuard, TaskValidationLoss
 from ._loss import MultiTaskLoss
 from ._modules import ACTIVATIONS, ARCHITECTURES, MultiTaskNetwork
-from ._net import BatchIterator, MMoENet, TensorDataset, as_tensor, seeded
+from ._net import AcceleratedMMoENet, BatchIterator, MMoENet, TensorDataset, as_tensor, seeded
 from ._targets import (
     TaskEncoder,
     check_label_types,
@@ -96,6 +96,7 @@ class _BaseMMoE(BaseEstimator):
         "missing_targets": [StrOptions({"error", "ignore"})],
         "callbacks": [None, list],
         "device": [str, torch.device],
+        "accelerator": [None, HasMethods(["prepare", "backward"])],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -125,6 +126,7 @@ class _BaseMMoE(BaseEstimator):
         missing_targets="error",
         callbacks=None,
         device="cpu",
+        accelerator=None,
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -150,6 +152,7 @@ class _BaseMMoE(BaseEstimator):
         self.missing_targets = missing_targets
         self.callbacks = callbacks
         self.device = device
+        self.accelerator = accelerator
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -385,7 +388,19 @@ class _BaseMMoE(BaseEstimator):
                     ),
                 )
             )
-        return MMoENet(
+        extra = {}
+        net_class = MMoENet
+        if self.accelerator is not None:
+            net_class = AcceleratedMMoENet
+            extra = {
+                "accelerator": self.accelerator,
+                # each process trains on its share of every epoch's batches;
+                # validation is not split, so every process stops alike
+                "iterator_train__num_shards": self.accelerator.num_processes,
+                "iterator_train__shard": self.accelerator.process_index,
+            }
+        return net_class(
+            **extra,
             module=MultiTaskNetwork,
             module__n_features=self.n_features_in_,
             module__output_widths=encoder.output_widths,
@@ -434,6 +449,11 @@ class _BaseMMoE(BaseEstimator):
             raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r} but CUDA is not available.")
+        if self.accelerator is not None and getattr(self.accelerator, "device_placement", False):
+            raise ValueError(
+                "accelerator must be created with device_placement=False; pass each "
+                "process's device as device=str(accelerator.device)."
+            )
         for cb in self.callbacks or []:
             obj = cb[1] if isinstance(cb, tuple) and len(cb) == 2 else cb
             if not isinstance(obj, Callback):

@@ -60,6 +60,14 @@ torch.optim.Optimizer subclass, default="adam"
         Extra skorch callbacks (copied before use) or ``(name, callback)``
         pairs.
     device : str or torch.device, default="cpu"
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face ``accelerate`` (several GPUs, mixed
+        precision) with skorch's ``AccelerateMixin``: create it with
+        ``Accelerator(device_placement=False)``, pass each process's device
+        (``device=str(accelerator.device)``) and run ``fit`` in every process
+        launched by ``accelerate launch``; each process trains on its share of
+        the batches. Nets trained this way are not guaranteed to pickle; use
+        ``save``. See ``examples/multi_gpu_accelerate.py``.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and dropout without touching torch's
         global random state. The same int gives identical predictions.
@@ -350,6 +358,7 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
         missing_targets="error",
         callbacks=None,
         device="cpu",
+        accelerator=None,
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -376,6 +385,7 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
             missing_targets=missing_targets,
             callbacks=callbacks,
             device=device,
+            accelerator=accelerator,
             random_state=random_state,
             verbose=verbose,
             warm_start=warm_start,

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator
 
 
@@ -65,7 +66,9 @@ class BatchIterator:
 
     With ``shuffle=True`` a fresh permutation is drawn from torch's
     (forked, seeded) generator each epoch and each batch is gathered with
-    one ``index_select`` per tensor. Batches are cast to float32 (a no-op
+    one ``index_select`` per tensor. With ``num_shards > 1`` (one shard per
+    process of a distributed run) it yields every ``num_shards``-th batch
+    from batch ``shard`` on, all shards the same number. Batches are cast to float32 (a no-op
     for the float32 data the estimators pass).
 
     ``y_batch`` is ``(B, T + 1)`` as stored, or ``(B, T)`` -- the targets
@@ -74,19 +77,40 @@ class BatchIterator:
     decided once, here, rather than again for every batch.
     """
 
-    def __init__(self, dataset: TensorDataset, batch_size: int, shuffle: bool = False):
+    def __init__(
+        self,
+        dataset: TensorDataset,
+        batch_size: int,
+        shuffle: bool = False,
+        num_shards: int = 1,
+        shard: int = 0,
+    ):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.num_shards = int(num_shards)
+        self.shard = int(shard)
         self._y = _unweighted_targets(dataset.y)
 
+    def _starts(self):
+        """First row of each batch this shard yields."""
+        starts = range(0, len(self.dataset), self.batch_size)
+        if self.num_shards == 1:
+            return starts
+        # every shard gets the same number of batches (distributed training
+        # waits for all processes at each step): wrap around to fill the last
+        per_shard = -(-len(starts) // self.num_shards)
+        total = per_shard * self.num_shards
+        return [starts[b % len(starts)] for b in range(self.shard, total, self.num_shards)]
+
     def __len__(self) -> int:
-        return -(-len(self.dataset) // self.batch_size)
+        return len(self._starts())
 
     def __iter__(self):
-        n, size = len(self.dataset), self.batch_size
-        perm = torch.randperm(n) if self.shuffle else None
-        for start in range(0, n, size):
+        size = self.batch_size
+        # every shard draws the same permutation: the processes share the seed
+        perm = torch.randperm(len(self.dataset)) if self.shuffle else None
+        for start in self._starts():
             stop = start + size
             positions = slice(start, stop) if perm is None else perm[start:stop]
             X, y = self.dataset.take(positions, self._y)
@@ -238,6 +262,17 @@ def _listeners(callbacks, hook):
     """The callbacks among ``(name, callback)`` pairs that override ``hook``."""
     noop = getattr(Callback, hook)
     return [cb for _, cb in callbacks if getattr(type(cb), hook, noop) is not noop]
+
+
+class AcceleratedMMoENet(AccelerateMixin, MMoENet):
+    """:class:`MMoENet` trained through an ``accelerate.Accelerator``.
+
+    skorch's :class:`~skorch.hf.AccelerateMixin` runs each step under the
+    accelerator (``backward``, mixed precision, gradient synchronisation);
+    the estimators shard the training batches across processes themselves
+    (``BatchIterator(num_shards=, shard=)``), since ``accelerate`` only
+    shards ``DataLoader`` objects.
+    """
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:

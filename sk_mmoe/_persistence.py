@@ -148,6 +148,13 @@ def _params_to_json(estimator):
             stacklevel=3,
         )
         params["callbacks"] = None
+    if params.get("accelerator") is not None:
+        warnings.warn(
+            "the accelerator is not saved; the loaded estimator has accelerator=None.",
+            UserWarning,
+            stacklevel=3,
+        )
+        params["accelerator"] = None
     if not isinstance(params["optimizer"], str):
         opt = params["optimizer"]
         if getattr(torch.optim, opt.__name__, None) is not opt:

@@ -11,7 +11,6 @@ loaders, the accelerator's backward pass), using a stand-in accelerator when
 
 import contextlib
 import importlib.util
-import pickle
 import sys
 from pathlib import Path
 
@@ -101,14 +100,16 @@ def example():
 class RecordingAccelerator:
     """Stand-in for ``accelerate.Accelerator`` in one CPU process.
 
-    Implements what ``skorch.hf.AccelerateMixin`` calls and records it.
+    Implements what ``skorch.hf.AccelerateMixin`` calls and records it;
+    ``num_processes`` / ``process_index`` pretend to be one of several.
     """
 
     device_placement = False
     is_main_process = True
-    num_processes = 1
 
-    def __init__(self):
+    def __init__(self, num_processes=1, process_index=0):
+        self.num_processes = num_processes
+        self.process_index = process_index
         self.prepared = []
         self.n_backward = 0
 
@@ -136,78 +137,51 @@ class RecordingAccelerator:
         return output
 
 
-def test_example_trains_through_accelerate_mixin(example, data):
+def test_accelerator_parameter_trains_through_accelerate_mixin(data):
     X, Y = data
-
-    class Recorded(example.AcceleratedMMoERegressor):
-        def _make_accelerator(self):
-            return RecordingAccelerator()
-
-    reg = Recorded(max_epochs=2, batch_size=64, random_state=0).fit(X, Y)
-    net, accelerator = reg.net_, reg.net_.accelerator
-
+    accelerator = RecordingAccelerator()
+    reg = MMoERegressor(accelerator=accelerator, max_epochs=2, batch_size=64, random_state=0)
+    reg.fit(X, Y)
+    net = reg.net_
     assert isinstance(net, AccelerateMixin)
-    assert isinstance(accelerator, RecordingAccelerator)
-    assert net.device == "cpu"
+    assert net.accelerator is accelerator
     kinds = {type(obj).__name__ for obj in accelerator.prepared}
-    assert {type(reg.module_).__name__, "Adam", "DataLoader"} <= kinds
+    assert {type(reg.module_).__name__, "Adam", "BatchIterator"} <= kinds
     # every training step went through the accelerator's backward
     n_batches = -(-len(X) // 64)
     assert accelerator.n_backward == 2 * n_batches
     assert len(net.history) == 2
-    # the loader that accelerate shards yields whole float32 batches
-    loader = next(obj for obj in accelerator.prepared if type(obj).__name__ == "DataLoader")
-    assert isinstance(loader.batch_sampler, torch.utils.data.BatchSampler)
-    Xb, yb = next(iter(loader))
-    assert Xb.shape == (64, X.shape[1])
-    assert Xb.dtype == torch.float32
-    assert yb.shape == (64, Y.shape[1] + 1)  # targets + sample weight
-    # the estimator around it works as usual
     assert reg.predict(X[:7]).shape == (7, 2)
     assert np.isfinite(reg.predict(X)).all()
 
 
-def test_example_is_quiet_when_verbose_is_0(example, data, capsys):
+def test_each_process_trains_on_its_share_of_the_batches(data):
     X, Y = data
+    n_batches = -(-len(X) // 64)
+    for rank in range(3):
+        accelerator = RecordingAccelerator(num_processes=3, process_index=rank)
+        MMoERegressor(accelerator=accelerator, max_epochs=1, batch_size=64, random_state=0).fit(
+            X, Y
+        )
+        assert accelerator.n_backward == -(-n_batches // 3)
 
-    class Recorded(example.AcceleratedMMoERegressor):
-        def _make_accelerator(self):
-            return RecordingAccelerator()
 
-    Recorded(max_epochs=1, random_state=0).fit(X, Y)
+def test_accelerator_with_device_placement_is_refused(data):
+    X, Y = data
+    accelerator = RecordingAccelerator()
+    accelerator.device_placement = True
+    with pytest.raises(ValueError, match="device_placement=False"):
+        MMoERegressor(accelerator=accelerator, max_epochs=1).fit(X, Y)
+
+
+def test_accelerated_fit_is_quiet_when_verbose_is_0(data, capsys):
+    X, Y = data
+    MMoERegressor(accelerator=RecordingAccelerator(), max_epochs=1, random_state=0).fit(X, Y)
     assert capsys.readouterr().out == ""
 
 
-def test_example_with_accelerate_on_cpu(example, data):
+def test_example_with_accelerate_on_cpu(example):
     pytest.importorskip("accelerate")
-    X, Y = data
-    reg = example.AcceleratedMMoERegressor(max_epochs=2, batch_size=64, random_state=0)
-    reg.fit(X, Y)
+    reg = example.main(["--device", "cpu", "--n-samples", "600", "--max-epochs", "2"])
     assert type(reg.net_.accelerator).__name__ == "Accelerator"
-    # the modules are unwrapped after training; in one CPU process the
-    # estimator pickles (skorch does not promise this for accelerated nets)
-    restored = pickle.loads(pickle.dumps(reg))
-    np.testing.assert_array_equal(restored.predict(X), reg.predict(X))
-
-
-def test_example_loader_shards_across_processes(example, data):
-    accelerate_data_loader = pytest.importorskip("accelerate.data_loader")
-    X, _ = data
-    # indexable by a tensor of row indices, like the dataset sk_mmoe trains on
-    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.zeros(len(X), 3))
-    rows = []
-    for rank in range(2):
-        loader = accelerate_data_loader.prepare_data_loader(
-            example.batch_loader(dataset, batch_size=32),
-            num_processes=2,
-            process_index=rank,
-        )
-        batches = [Xb for Xb, _ in loader]
-        assert all(len(Xb) == 32 for Xb in batches)
-        rows.append(torch.cat(batches))
-    # each process gets half of the 7 batches (the last one padded from the
-    # start); together they cover every row
-    assert len(rows[0]) == len(rows[1]) == 4 * 32
-    assert not torch.equal(rows[0][:32], rows[1][:32])
-    together = torch.cat(rows).numpy()
-    np.testing.assert_array_equal(np.unique(together, axis=0), np.unique(X, axis=0))
+    assert np.isfinite(reg.predict(np.zeros((3, 100)))).all()

@@ -209,3 +209,29 @@ def test_eval_reaches_a_submodule_switched_on_its_own():
     assert not any(m.training for m in net.modules())
     net.train()
     assert all(m.training for m in net.modules())
+
+
+@pytest.mark.parametrize(("n", "batch", "shards"), [(100, 10, 3), (95, 10, 2), (10, 4, 4)])
+def test_sharded_iterator_gives_equal_shares_covering_every_row(n, batch, shards):
+    dataset = TensorDataset(torch.arange(n, dtype=torch.float32)[:, None], torch.ones(n, 3))
+    rows, counts = [], set()
+    for shard in range(shards):
+        torch.manual_seed(0)  # every process draws the same permutation
+        it = BatchIterator(dataset, batch, shuffle=True, num_shards=shards, shard=shard)
+        batches = list(it)
+        counts.add(len(batches))
+        assert len(batches) == len(it)
+        rows += [int(v) for Xb, _ in batches for v in Xb[:, 0]]
+    assert len(counts) == 1  # the same number of steps on every process
+    assert set(rows) == set(range(n))
+
+
+def test_split_dataset_takes_rows_without_copying():
+    X = torch.arange(20, dtype=torch.float32).view(10, 2)
+    y = torch.ones(10, 2)
+    valid = TensorDataset(X, y, index=torch.tensor([7, 2]))
+    assert len(valid) == 2
+    Xb, yb = valid.take(slice(0, 2))
+    assert Xb[:, 0].tolist() == [14.0, 4.0]
+    assert valid.X is X  # the split holds the same tensor
+    assert valid[1][0].tolist() == [4.0, 5.0]
