@@ -342,7 +342,7 @@ class _BaseMMoE(BaseEstimator):
         warnings.warn(
             f"{int((~keep).sum())} row(s) have no label for any task and were dropped.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
         return X[keep], [c[keep] for c in columns], sample_weight[keep]
 
@@ -500,7 +500,7 @@ class _BaseMMoE(BaseEstimator):
                 "The network produced non-finite outputs (overflow) for some rows; "
                 "their predictions are meaningless. Check X for extreme values.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return out
 
@@ -641,7 +641,7 @@ class _BaseMMoE(BaseEstimator):
                 f"gate_collapse_threshold={threshold} of its weight on one expert. "
                 "Consider gate_dropout > 0 (e.g. 0.1), fewer experts, or a lower lr.",
                 GateCollapseWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _score_tasks(self, X, y, sample_weight):

@@ -145,14 +145,14 @@ def _params_to_json(estimator):
         warnings.warn(
             "callbacks are not saved; the loaded estimator has callbacks=None.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         params["callbacks"] = None
     if params.get("accelerator") is not None:
         warnings.warn(
             "the accelerator is not saved; the loaded estimator has accelerator=None.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         params["accelerator"] = None
     if not isinstance(params["optimizer"], str):
