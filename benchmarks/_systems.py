@@ -23,6 +23,8 @@ import sys
 import time
 
 import numpy as np
+from _rss import reset_peak as _reset_peak
+from _rss import status_mb as _status_mb
 
 
 # ---------------------------------------------------------------- clocks
@@ -360,24 +362,6 @@ def predict_memory(spec):
         "extra_mb": peak - before,
         "peak_reset": resettable,
     }
-
-
-def _status_mb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak():
-    """Reset VmHWM to the current RSS; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
 
 
 SYSTEMS = {

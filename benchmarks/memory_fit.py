@@ -21,6 +21,9 @@ import subprocess
 import sys
 import time
 
+from _rss import reset_peak as _reset_peak
+from _rss import status_mb as _status_mb
+
 CASES = {
     "fit float32": {"dtype": "float32", "phase": "fit"},
     "fit float64": {"dtype": "float64", "phase": "fit"},
@@ -28,24 +31,6 @@ CASES = {
     "predict float32": {"dtype": "float32", "phase": "predict"},
     "predict float64": {"dtype": "float64", "phase": "predict"},
 }
-
-
-def _status_mb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak():
-    """Reset VmHWM to the current RSS; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def run_case(case, n_samples, n_features, max_epochs, batch_size):
