@@ -26,7 +26,16 @@ SCRIPTS = {
     ),
     "real_data_fertility.py": (
         [],
-        ["morekids", "worked", "MMoE, both tasks", "network per task", "gradient boosting"],
+        [
+            "morekids ROC AUC",
+            "morekids accuracy",
+            "work R2",
+            "work MAE",
+            "one MMoE for both tasks",
+            "network per task",
+            "gradient boosting per task",
+            "Best per metric",
+        ],
     ),
 }
 
