@@ -179,6 +179,15 @@ def _params_to_json(estimator):
 
 def _params_from_json(params):
     params = dict(params)
+    device = torch.device(params["device"])
+    if device.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(
+            f"The model was saved with device={params['device']!r} but CUDA is not "
+            "available here; it is loaded on the CPU (device='cpu').",
+            UserWarning,
+            stacklevel=4,
+        )
+        params["device"] = "cpu"
     if isinstance(params["optimizer"], dict):
         params["optimizer"] = getattr(torch.optim, params["optimizer"]["torch.optim"])
     for key in ("expert_units", "tower_units"):

@@ -465,6 +465,26 @@ def test_safe_format_rejects_bad_files(saved, tmp_path):
         MMoEClassifier.load(not_zip)
 
 
+def test_model_saved_on_cuda_loads_on_a_cpu_only_machine(saved, fitted_clf, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    # the file a CUDA fit writes differs only in its device (weights are saved on CPU)
+    on_cuda = tmp_path / "cuda"
+    _rewrite(
+        saved,
+        on_cuda,
+        "estimator.json",
+        lambda b: b.replace(b'"device": "cpu"', b'"device": "cuda:0"'),
+    )
+    with pytest.warns(UserWarning, match="loaded on the CPU"):
+        loaded = MMoEClassifier.load(on_cuda)
+    assert loaded.device == "cpu"
+    Xf = pd.DataFrame(X, columns=["a", "b", "c"])
+    np.testing.assert_array_equal(loaded.predict(Xf), fitted_clf.predict(Xf))
+
+
 def test_save_refuses_what_json_cannot_hold(tmp_path):
     class MyAdam(__import__("torch").optim.Adam):
         pass
