@@ -300,7 +300,7 @@ class _BaseMMoE(BaseEstimator):
             if continuing
             else self._build_net(encoder, hyper, task_weights, target_names)
         )
-        net.train_split = (lambda ds, y=None: (ds, valid)) if valid else None
+        net.train_split = (lambda ds, y=None: (ds, valid)) if valid is not None else None
         with seeded(seed, self.device):
             if not continuing:
                 net.initialize()
