@@ -37,7 +37,7 @@ from ._modules import ACTIVATIONS, ARCHITECTURES, MultiTaskNetwork
 from ._net import AcceleratedMMoENet, BatchIterator, MMoENet, TensorDataset, as_tensor, seeded
 from ._targets import (
     TaskEncoder,
-    check_label_types,
+    check_target_values,
     missing_mask,
     natural,
     split_columns,
@@ -257,9 +257,6 @@ class _BaseMMoE(BaseEstimator):
             if names is not None
             else [str(j) for j in range(len(columns))]
         )
-        for label, column in zip(labels, columns):
-            if column.dtype.kind == "f" and np.isinf(column).any():
-                raise ValueError(f"y column {label} contains infinity.")
         if continuing and len(columns) != self.n_tasks_:
             raise ValueError(
                 f"y has {len(columns)} tasks but this estimator was fitted with "
@@ -276,12 +273,13 @@ class _BaseMMoE(BaseEstimator):
             if names is not None
             else np.asarray([f"task_{j}" for j in range(len(columns))], dtype=object)
         )
+        present = [natural(c[~missing_mask(c)]) for c in columns]
+        for values, label in zip(present, labels):
+            check_target_values(values, label)
         if continuing:
             encoder, seed0 = self.target_encoder_, self.random_seed_
+            target_names, single_output = self.target_names_, self._single_output
         else:
-            present = [natural(c[~missing_mask(c)]) for c in columns]
-            for values, label in zip(present, labels):
-                check_label_types(values, label)
             task_types = self._task_types(present, [str(n) for n in target_names])
             encoder = TaskEncoder(task_types, labels)
             encoder.fit(columns, classes=classes, sample_weight=sample_weight)
@@ -310,17 +308,20 @@ class _BaseMMoE(BaseEstimator):
                 # a lambda would make the net unpicklable
                 net.train_split = None
 
+        self._set_fitted(net, encoder, seed0, target_names, single_output)
+        self._warn_on_gate_collapse(X)
+        return self
+
+    def _set_fitted(self, net, encoder, random_seed, target_names, single_output):
+        """Set the fitted attributes (after training, or when loading a file)."""
         self.net_ = net
         self.module_ = net.module_
         self.n_iter_ = len(net.history)
-        if not continuing:
-            self.target_encoder_ = encoder
-            self.random_seed_ = seed0
-            self.n_tasks_ = len(columns)
-            self.target_names_ = target_names
-            self._single_output = single_output
-        self._warn_on_gate_collapse(X)
-        return self
+        self.target_encoder_ = encoder
+        self.random_seed_ = random_seed
+        self.n_tasks_ = len(target_names)
+        self.target_names_ = target_names
+        self._single_output = single_output
 
     def _drop_missing(self, X, columns, labels, sample_weight):
         missing = np.column_stack([missing_mask(c) for c in columns])

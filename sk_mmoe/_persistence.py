@@ -56,7 +56,6 @@ def save(estimator, path):
             "target_names_": [str(n) for n in estimator.target_names_],
             "single_output": bool(estimator._single_output),
             "random_seed_": int(estimator.random_seed_),
-            "n_iter_": int(estimator.n_iter_),
             "targets": _encoder_to_json(estimator.target_encoder_),
         },
         "history": json.loads(json.dumps(estimator.net_.history.to_list(), default=_plain)),
@@ -121,14 +120,7 @@ def _restore(cls, document, weights, path):
 
     if fitted["feature_names_in_"] is not None:
         estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-    estimator.n_tasks_ = fitted["n_tasks_"]
-    estimator.target_names_ = names
-    estimator._single_output = fitted["single_output"]
-    estimator.random_seed_ = fitted["random_seed_"]
-    estimator.n_iter_ = fitted["n_iter_"]
-    estimator.target_encoder_ = encoder
-    estimator.net_ = net
-    estimator.module_ = net.module_
+    estimator._set_fitted(net, encoder, fitted["random_seed_"], names, fitted["single_output"])
     return estimator
 
 

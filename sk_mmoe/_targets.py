@@ -235,29 +235,32 @@ def _as_float(values, name):
     return out
 
 
-def check_label_types(values, name):
-    """Raise TypeError if an object column mixes strings and numbers."""
-    if values.dtype != object:
-        return
-    kinds = {
-        "str"
-        if isinstance(v, str)
-        else "number"
-        if isinstance(v, numbers.Number)
-        else type(v).__name__
-        for v in values.tolist()
-    }
-    if len(kinds) > 1:
-        raise TypeError(
-            f"y column {name} mixes label types {sorted(kinds)}; the labels of one "
-            "task must all be strings or all be numbers."
-        )
+def check_target_values(values, name):
+    """Raise if a column's labelled values mix strings and numbers or hold infinity.
+
+    TypeError for mixed label types, ValueError for infinity. ``values`` are
+    the labelled cells, as :func:`natural` returns them.
+    """
+    if values.dtype == object:
+        kinds = {
+            "str"
+            if isinstance(v, str)
+            else "number"
+            if isinstance(v, numbers.Number)
+            else type(v).__name__
+            for v in values.tolist()
+        }
+        if len(kinds) > 1:
+            raise TypeError(
+                f"y column {name} mixes label types {sorted(kinds)}; the labels of one "
+                "task must all be strings or all be numbers."
+            )
+    elif values.dtype.kind == "f" and np.isinf(values).any():
+        raise ValueError(f"y column {name} contains infinity.")
 
 
 def _fit_label_encoder(labels, name):
-    check_label_types(labels, name)
-    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
-        raise ValueError(f"y column {name} contains infinity.")
+    check_target_values(labels, name)
     return LabelEncoder().fit(labels)
 
 
