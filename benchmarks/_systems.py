@@ -9,7 +9,7 @@ rate 1e-3, the same batch size and shuffling every epoch, on the same data
 (``sk_mmoe.datasets.make_mmoe_tasks``). Times are taken with both a wall clock
 and the process CPU clock; ``run.py`` chooses which one to report.
 
-The plain-PyTorch rows import ``sk_mmoe._modules.MultiTaskNetwork`` -- the
+The plain-PyTorch rows import ``sk_mmoe.architectures.MixtureOfExperts`` -- the
 torch module ``MMoERegressor`` trains -- so that they time the very same
 arithmetic; everything else here uses public APIs.
 """
@@ -108,10 +108,10 @@ def plain(spec, X, Y, loader=False, tuned=False):
     """
     import torch
 
-    from sk_mmoe._modules import MultiTaskNetwork
+    from sk_mmoe.architectures import MixtureOfExperts
 
     torch.manual_seed(0)
-    module = MultiTaskNetwork(
+    module = MixtureOfExperts(
         spec["features"],
         [1] * spec["tasks"],
         n_experts=spec["experts"],
@@ -165,12 +165,12 @@ def skorch_net(spec, X, Y):
     import torch
     from skorch import NeuralNetRegressor
 
-    from sk_mmoe._modules import MultiTaskNetwork
+    from sk_mmoe.architectures import MixtureOfExperts
 
     torch.manual_seed(0)
     timer = _epoch_timer_callback()
     net = NeuralNetRegressor(
-        MultiTaskNetwork,
+        MixtureOfExperts,
         module__n_features=spec["features"],
         module__output_widths=[1] * spec["tasks"],
         module__n_experts=spec["experts"],

@@ -8,7 +8,6 @@ methods they expose.
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import warnings
@@ -28,13 +27,14 @@ from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
 )
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback
+from skorch.helper import predefined_split
+from skorch.history import History
 
 from . import _persistence
-from ._callbacks import DivergenceGuard, TaskValidationLoss
-from ._loss import MultiTaskLoss
-from ._modules import ACTIVATIONS, ARCHITECTURES, MultiTaskNetwork
-from ._net import AcceleratedMMoENet, BatchIterator, MMoENet, TensorDataset, as_tensor, seeded
+from ._factory import build_net
+from ._modules import ACTIVATIONS
+from ._net import TensorDataset, as_tensor, seeded
 from ._targets import (
     TaskEncoder,
     check_target_values,
@@ -42,6 +42,8 @@ from ._targets import (
     natural,
     split_columns,
 )
+from ._task_types import REGRESSION
+from .architectures import ARCHITECTURES
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -67,15 +69,12 @@ class GateCollapseWarning(UserWarning):
     """A task's gate puts nearly all its weight on one expert."""
 
 
-def _silent(*args, **kwargs):
-    """Sink for skorch messages when ``verbose=0`` (picklable, unlike a lambda)."""
-
-
 class _BaseMMoE(BaseEstimator):
     """Shared implementation of the sk_mmoe estimators; not public."""
 
     _parameter_constraints: dict = {
-        "architecture": [StrOptions(set(ARCHITECTURES))],
+        # a live view of the registry: a newly registered architecture is valid
+        "architecture": [StrOptions(ARCHITECTURES.keys())],
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "expert_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "tower_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
@@ -159,7 +158,7 @@ class _BaseMMoE(BaseEstimator):
 
     # ------------------------------------------------------------------ hooks
     def _task_types(self, columns, names):
-        """One of "regression", "binary", "multiclass" per target column.
+        """One of the task types (``_task_types``) per target column.
 
         ``columns`` hold each column's labelled values only.
         """
@@ -173,7 +172,9 @@ class _BaseMMoE(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+            Targets, one column per task.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative row weights.
 
@@ -191,12 +192,21 @@ class _BaseMMoE(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+            Targets, one column per task.
         sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights.
 
         Returns
         -------
         self : object
+            The estimator, trained one more epoch.
+
+        Raises
+        ------
+        ValueError
+            With ``early_stopping=True``, which ``partial_fit`` cannot honour.
         """
         return self._fit(X, y, sample_weight, incremental=True)
 
@@ -206,11 +216,12 @@ class _BaseMMoE(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input rows.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
-            float64 for regression tasks; original labels for classification
+            Float64 for regression tasks; original labels for classification
             tasks; object dtype when the tasks' types differ; 1-D when the
             estimator was fitted on 1-D ``y``.
         """
@@ -225,12 +236,16 @@ class _BaseMMoE(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Test rows.
         y : array-like or DataFrame of shape (n_samples,) or (n_samples, n_tasks)
+            True targets, one column per task.
         sample_weight : array-like of shape (n_samples,), default=None
+            Row weights of each task's metric.
 
         Returns
         -------
         score : float
+            The mean of the per-task scores.
         """
         return self._score_tasks(X, y, sample_weight)
 
@@ -239,6 +254,12 @@ class _BaseMMoE(BaseEstimator):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        if incremental and self.early_stopping:
+            raise ValueError(
+                "partial_fit cannot be used with early_stopping=True: each call trains "
+                "one epoch, so nothing would be stopped and validation_fraction of every "
+                "batch would be held out unused. Set early_stopping=False."
             )
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         hyper = self._check_hyperparameters()
@@ -296,16 +317,22 @@ class _BaseMMoE(BaseEstimator):
         net = (
             self.net_
             if continuing
-            else self._build_net(encoder, hyper, task_weights, target_names)
+            else build_net(
+                hyper,
+                n_features=self.n_features_in_,
+                encoder=encoder,
+                target_names=target_names,
+                task_weights=task_weights,
+            )
         )
-        net.train_split = (lambda ds, y=None: (ds, valid)) if valid is not None else None
+        net.train_split = predefined_split(valid) if valid is not None else None
         with seeded(seed, self.device):
             if not continuing:
                 net.initialize()
             try:
                 net.partial_fit(train, None, epochs=1 if incremental else self.max_epochs)
             finally:
-                # a lambda would make the net unpicklable
+                # the split holds the training data: a fitted net must not keep it
                 net.train_split = None
 
         self._set_fitted(net, encoder, seed0, target_names, single_output)
@@ -363,74 +390,6 @@ class _BaseMMoE(BaseEstimator):
             TensorDataset(X, targets, torch.from_numpy(valid_idx)),
         )
 
-    def _build_net(self, encoder, hyper, task_weights, target_names):
-        baseline = None
-        if not isinstance(self.task_weights, str):
-            # loss of a constant prediction: 1 per standardised regression
-            # target, log(C) per C-class task
-            per_task = [max(1.0, math.log(w)) if w > 1 else 1.0 for w in encoder.output_widths]
-            weights = task_weights or [1.0] * len(per_task)
-            baseline = sum(w * b for w, b in zip(weights, per_task))
-        callbacks = [copy.deepcopy(cb) for cb in (self.callbacks or [])]
-        callbacks.append(("divergence_guard", DivergenceGuard(baseline, self.lr)))
-        if self.early_stopping:
-            names = [str(name) for name in target_names]
-            callbacks.append(("task_valid_loss", TaskValidationLoss(names)))
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
-                        threshold_mode="abs",
-                        load_best=True,
-                        sink=print if self.verbose else _silent,
-                    ),
-                )
-            )
-        extra = {}
-        net_class = MMoENet
-        if self.accelerator is not None:
-            net_class = AcceleratedMMoENet
-            extra = {
-                "accelerator": self.accelerator,
-                # each process trains on its share of every epoch's batches;
-                # validation is not split, so every process stops alike
-                "iterator_train__num_shards": self.accelerator.num_processes,
-                "iterator_train__shard": self.accelerator.process_index,
-            }
-        return net_class(
-            **extra,
-            module=MultiTaskNetwork,
-            module__n_features=self.n_features_in_,
-            module__output_widths=encoder.output_widths,
-            module__architecture=self.architecture,
-            module__n_experts=self.n_experts,
-            module__expert_units=hyper["expert_units"],
-            module__tower_units=hyper["tower_units"],
-            module__activation=self.activation,
-            module__dropout=self.dropout,
-            module__gate_dropout=self.gate_dropout,
-            criterion=MultiTaskLoss,
-            criterion__task_types=list(encoder.task_types),
-            criterion__output_widths=encoder.output_widths,
-            criterion__task_weights=task_weights,
-            criterion__uncertainty=isinstance(self.task_weights, str),
-            optimizer=hyper["optimizer"],
-            lr=self.lr,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            iterator_train=BatchIterator,
-            iterator_train__shuffle=True,
-            iterator_valid=BatchIterator,
-            train_split=None,
-            callbacks=callbacks,
-            device=hyper["device"],
-            verbose=self.verbose,
-        )
-
     # ------------------------------------------------------------ validation
     def _check_hyperparameters(self):
         """Checks that ``_parameter_constraints`` cannot express."""
@@ -463,10 +422,10 @@ class _BaseMMoE(BaseEstimator):
                     f"pairs, got {cb!r}."
                 )
         return {
+            **self.get_params(deep=False),
             "expert_units": expert_units,
             "tower_units": tower_units,
             "optimizer": optimizer,
-            "device": self.device,
         }
 
     def _check_task_weights(self, n_tasks):
@@ -542,6 +501,7 @@ class _BaseMMoE(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input rows.
 
         Returns
         -------
@@ -550,8 +510,8 @@ class _BaseMMoE(BaseEstimator):
             every task shares the one gate.
         """
         check_is_fitted(self)
-        if self.architecture == "shared_bottom":
-            raise ValueError("architecture='shared_bottom' has no gates.")
+        if not self.module_.has_gates:
+            raise ValueError(f"architecture={self.architecture!r} has no gates.")
         return self._forward(X, method="gate_weights").astype(np.float64)
 
     def save(self, path):
@@ -568,9 +528,35 @@ class _BaseMMoE(BaseEstimator):
         Parameters
         ----------
         path : str or path-like
+            Where to write the file.
         """
         check_is_fitted(self)
-        _persistence.save(self, path)
+        fitted = {
+            "n_features_in_": int(self.n_features_in_),
+            "feature_names_in_": (
+                [str(n) for n in self.feature_names_in_]
+                if hasattr(self, "feature_names_in_")
+                else None
+            ),
+            "n_tasks_": int(self.n_tasks_),
+            "target_names_": [str(n) for n in self.target_names_],
+            "single_output": bool(self._single_output),
+            "random_seed_": int(self.random_seed_),
+        }
+        _persistence.save(
+            path,
+            _persistence.Saved(
+                class_name=type(self).__name__,
+                params=self.get_params(deep=False),
+                fitted=fitted,
+                encoder=self.target_encoder_,
+                history=self.net_.history.to_list(),
+                state={
+                    "module": self.net_.module_.state_dict(),
+                    "criterion": self.net_.criterion_.state_dict(),
+                },
+            ),
+        )
 
     @classmethod
     def load(cls, path):
@@ -579,10 +565,11 @@ class _BaseMMoE(BaseEstimator):
         Parameters
         ----------
         path : str or path-like
+            A file written by :meth:`save` of this class.
 
         Returns
         -------
-        estimator
+        estimator : object
             A fitted estimator of this class.
 
         Raises
@@ -591,7 +578,36 @@ class _BaseMMoE(BaseEstimator):
             If the file is not an sk_mmoe file of this class, is truncated or
             altered, or its weights do not fit the saved model.
         """
-        return _persistence.load(cls, path)
+        saved = _persistence.load(path, cls.__name__)
+        try:
+            estimator = cls(**saved.params)
+            fitted = saved.fitted
+            names = np.asarray(fitted["target_names_"], dtype=object)
+            estimator.n_features_in_ = fitted["n_features_in_"]
+            net = build_net(
+                estimator._check_hyperparameters(),
+                n_features=estimator.n_features_in_,
+                encoder=saved.encoder,
+                target_names=names,
+                task_weights=estimator._check_task_weights(fitted["n_tasks_"]),
+            )
+            net.initialize()
+            try:
+                net.module_.load_state_dict(saved.state["module"])
+                net.criterion_.load_state_dict(saved.state["criterion"])
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"{path}: the weights do not fit the saved model: {exc}"
+                ) from None
+            net.history = History(saved.history)
+            if fitted["feature_names_in_"] is not None:
+                estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+            estimator._set_fitted(
+                net, saved.encoder, fitted["random_seed_"], names, fitted["single_output"]
+            )
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"{path} is not a valid sk_mmoe file: missing or bad {exc}") from None
+        return estimator
 
     def gate_summary(self, X):
         """Per-task gate health: mean weight of each expert and gate entropy.
@@ -599,6 +615,7 @@ class _BaseMMoE(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input rows.
 
         Returns
         -------
@@ -614,11 +631,12 @@ class _BaseMMoE(BaseEstimator):
 
     def _gate_summary(self, weights):
         mean = weights.mean(axis=0)  # (n, T, E) -> (T, E)
+        experts = list(self.module_.expert_names)
         entropy = -(weights * np.log(np.clip(weights, 1e-12, None))).sum(axis=2).mean(axis=0)
         summary = pd.DataFrame(
             mean,
             index=pd.Index([str(n) for n in self.target_names_], name="task"),
-            columns=[f"expert_{e}" for e in range(mean.shape[1])],
+            columns=experts,
         )
         summary["entropy"] = entropy
         summary["top_expert"] = mean.argmax(axis=1)
@@ -627,14 +645,15 @@ class _BaseMMoE(BaseEstimator):
 
     def _warn_on_gate_collapse(self, X):
         threshold = self.gate_collapse_threshold
-        if threshold is None or self.architecture == "shared_bottom":
+        if threshold is None or not self.module_.has_gates:
             return
         weights = self._run_module(X[:GATE_CHECK_ROWS], "gate_weights")
         summary = self._gate_summary(weights.astype(np.float64))
         collapsed = summary[summary["top_weight"] > threshold]
         if len(collapsed):
             details = ", ".join(
-                f"{task} -> expert {int(row.top_expert)} ({row.top_weight:.2f})"
+                f"{task} -> {self.module_.expert_names[int(row.top_expert)]} "
+                f"({row.top_weight:.2f})"
                 for task, row in collapsed.iterrows()
             )
             warnings.warn(
@@ -664,7 +683,7 @@ class _BaseMMoE(BaseEstimator):
             keep = ~missing_mask(true)
             weight = None if sample_weight is None else sample_weight[keep]
             metric = (
-                r2_score if self.target_encoder_.task_types[j] == "regression" else accuracy_score
+                r2_score if self.target_encoder_.task_types[j] == REGRESSION else accuracy_score
             )
             scores.append(metric(natural(true[keep]), pred[keep], sample_weight=weight))
         return float(np.mean(scores))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
@@ -9,92 +11,115 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseMMoE
-from ._targets import TASK_TYPES, infer_task_type
+from ._targets import infer_task_type
+from ._task_types import CLASSIFICATION, REGRESSION, TASK_TYPES
 
+# The parameters and attributes every estimator shares, inserted into each
+# class docstring by ``_document``. Written without indentation: the class
+# docstrings are dedented (``inspect.cleandoc``) before they are filled in,
+# so the result is the same on every Python version.
 _SHARED_PARAMETERS = """\
-    architecture : {"mmoe", "moe", "shared_bottom"}, default="mmoe"
-        ``"mmoe"``: one softmax gate per task over shared experts (Ma et al.,
-        2018). ``"moe"``: one gate shared by all tasks. ``"shared_bottom"``:
-        one shared MLP (of widths ``expert_units``) under the task towers.
-    n_experts : int, default=8
-        Number of experts (ignored by ``"shared_bottom"``).
-    expert_units : tuple of int, default=(64,)
-        Hidden widths of each expert; the last is the expert output width.
-    tower_units : tuple of int, default=(32,)
-        Hidden widths of each task tower (may be empty).
-    activation : {"relu", "gelu", "silu", "tanh", "elu", "selu", \
+architecture : {"mmoe", "moe", "shared_bottom"}, default="mmoe"
+    The network (see ``sk_mmoe.architectures.ARCHITECTURES``). ``"mmoe"``:
+    one softmax gate per task over shared experts (Ma et al., 2018).
+    ``"moe"``: one gate shared by all tasks. ``"shared_bottom"``: one
+    shared MLP (of widths ``expert_units``) under the task towers.
+n_experts : int, default=8
+    Number of experts (ignored by ``"shared_bottom"``).
+expert_units : tuple of int, default=(64,)
+    Hidden widths of each expert; the last is the expert output width.
+tower_units : tuple of int, default=(32,)
+    Hidden widths of each task tower (may be empty).
+activation : {"relu", "gelu", "silu", "tanh", "elu", "selu", \
 "leaky_relu", "sigmoid"}, default="relu"
-    dropout : float in [0, 1), default=0.0
-        Dropout after every hidden layer of the experts and towers.
-    gate_dropout : float in [0, 1), default=0.0
-        During training, drop each expert from each gate's mixture with this
-        probability and renormalise (expert-utilisation dropout, Zhao et al.,
-        RecSys 2019): a remedy for gates that collapse onto one expert.
-    gate_collapse_threshold : float in (0, 1] or None, default=0.95
-        After ``fit``, warn (``GateCollapseWarning``) when a task's gate puts
-        more than this mean weight on one expert; None disables the check.
-        See ``gate_summary``.
-    task_weights : array-like of shape (n_tasks,) or "uncertainty", default=None
-        Fixed non-negative loss weight per task (None: all 1), or
-        ``"uncertainty"`` to learn them (Kendall et al., 2018).
-    max_epochs : int, default=100
-        Epochs per ``fit`` (``partial_fit`` runs one).
-    batch_size : int, default=256
-    lr : float, default=1e-3
-        Learning rate.
-    optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"} or \
+    Activation after every hidden layer of the experts and towers.
+dropout : float in [0, 1), default=0.0
+    Dropout after every hidden layer of the experts and towers.
+gate_dropout : float in [0, 1), default=0.0
+    During training, drop each expert from each gate's mixture with this
+    probability and renormalise (expert-utilisation dropout, Zhao et al.,
+    RecSys 2019). In our runs it did not measurably raise gate entropy.
+gate_collapse_threshold : float in (0, 1] or None, default=0.95
+    After ``fit``, warn (``GateCollapseWarning``) when a task's gate puts
+    more than this mean weight on one expert; None disables the check.
+    See ``gate_summary``.
+task_weights : array-like of shape (n_tasks,) or "uncertainty", default=None
+    Fixed non-negative loss weight per task (None: all 1), or
+    ``"uncertainty"`` to learn them (Kendall et al., 2018).
+max_epochs : int, default=100
+    Epochs per ``fit`` (``partial_fit`` runs one).
+batch_size : int, default=256
+    Rows per training step. Prediction uses its own, larger chunks.
+lr : float, default=1e-3
+    Learning rate.
+optimizer : {"adam", "adamw", "sgd", "rmsprop", "adagrad"} or \
 torch.optim.Optimizer subclass, default="adam"
-    weight_decay : float, default=0.0
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows, stop after
-        ``n_iter_no_change`` epochs without an improvement of the validation
-        loss by at least ``tol``, and restore the best weights.
-    validation_fraction : float in (0, 1), default=0.1
-    n_iter_no_change : int, default=10
-    tol : float, default=1e-4
-    missing_targets : {"error", "ignore"}, default="error"
-        ``"error"``: missing labels (NaN, None, ``pd.NA``) in ``y`` raise.
-        ``"ignore"``: a missing cell adds no loss for its task; rows missing
-        every task are dropped with a warning.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks (copied before use) or ``(name, callback)``
-        pairs.
-    device : str or torch.device, default="cpu"
-    accelerator : accelerate.Accelerator or None, default=None
-        Train through Hugging Face ``accelerate`` (several GPUs, mixed
-        precision) with skorch's ``AccelerateMixin``: create it with
-        ``Accelerator(device_placement=False)``, pass each process's device
-        (``device=str(accelerator.device)``) and run ``fit`` in every process
-        launched by ``accelerate launch``; each process trains on its share of
-        the batches. Nets trained this way are not guaranteed to pickle; use
-        ``save``. See ``examples/multi_gpu_accelerate.py``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling and dropout without touching torch's
-        global random state. The same int gives identical predictions.
-    verbose : int, default=0
-        0 silent; 1 progress bar and one log line per epoch.
-    warm_start : bool, default=False
-        If True, ``fit`` continues training the current network."""
+    The optimizer, by name or class.
+weight_decay : float, default=0.0
+    The optimizer's ``weight_decay`` (L2 penalty; decoupled for
+    ``"adamw"``).
+early_stopping : bool, default=False
+    Hold out ``validation_fraction`` of the rows, stop after
+    ``n_iter_no_change`` epochs without an improvement of the validation
+    loss by at least ``tol``, and restore the best weights. Not available
+    with ``partial_fit``.
+validation_fraction : float in (0, 1), default=0.1
+    Share of the rows held out for early stopping (ignored otherwise).
+n_iter_no_change : int, default=10
+    Epochs without improvement before early stopping ends the fit.
+tol : float, default=1e-4
+    Smallest decrease of the validation loss that counts as an improvement.
+missing_targets : {"error", "ignore"}, default="error"
+    ``"error"``: missing labels (NaN, None, ``pd.NA``) in ``y`` raise.
+    ``"ignore"``: a missing cell adds no loss for its task; rows missing
+    every task are dropped with a warning.
+callbacks : list of skorch callbacks, default=None
+    Extra skorch callbacks (copied before use) or ``(name, callback)``
+    pairs.
+device : str or torch.device, default="cpu"
+    Where the network trains and predicts, e.g. ``"cuda"`` or
+    ``"cuda:1"``.
+accelerator : accelerate.Accelerator or None, default=None
+    Train through Hugging Face ``accelerate`` (several GPUs, mixed
+    precision) with skorch's ``AccelerateMixin``: create it with
+    ``Accelerator(device_placement=False)``, pass each process's device
+    (``device=str(accelerator.device)``) and run ``fit`` in every process
+    launched by ``accelerate launch``; each process trains on its share of
+    the batches. Nets trained this way are not guaranteed to pickle; use
+    ``save``. See ``examples/multi_gpu_accelerate.py``.
+random_state : int, RandomState instance or None, default=None
+    Seeds initialisation, shuffling and dropout without touching torch's
+    global random state. The same int gives identical predictions.
+verbose : int, default=0
+    0 silent; 1 progress bar and one log line per epoch.
+warm_start : bool, default=False
+    If True, ``fit`` continues training the current network."""
 
 _SHARED_ATTRIBUTES = """\
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Defined only when ``X`` has string column names.
-    n_tasks_ : int
-    target_names_ : ndarray of shape (n_tasks_,)
-        Column names of a DataFrame ``y``, else ``"task_0"``, ``"task_1"``, ...
-    net_ : skorch.NeuralNet
-        The trained net; ``net_.history`` is the training log.
-    module_ : torch.nn.Module
-        The trained network.
-    n_iter_ : int
-        Epochs trained in total. With ``early_stopping``, ``net_.history``
-        holds ``valid_loss`` and ``valid_loss_<task name>`` for each epoch."""
+n_features_in_ : int
+    Number of input columns seen in ``fit``.
+feature_names_in_ : ndarray of shape (n_features_in_,)
+    Defined only when ``X`` has string column names.
+n_tasks_ : int
+    Number of tasks (target columns).
+target_names_ : ndarray of shape (n_tasks_,)
+    Column names of a DataFrame ``y``, else ``"task_0"``, ``"task_1"``, ...
+net_ : skorch.NeuralNet
+    The trained net; ``net_.history`` is the training log.
+module_ : torch.nn.Module
+    The trained network.
+n_iter_ : int
+    Epochs trained in total. With ``early_stopping``, ``net_.history``
+    holds ``valid_loss`` and ``valid_loss_<task name>`` for each epoch."""
 
 
 def _document(cls):
-    cls.__doc__ = cls.__doc__.replace("{parameters}", _SHARED_PARAMETERS).replace(
-        "{attributes}", _SHARED_ATTRIBUTES
+    """Fill the shared parameters and attributes into ``cls``'s docstring."""
+    cls.__doc__ = (
+        inspect.cleandoc(cls.__doc__)
+        .replace("{parameters}", _SHARED_PARAMETERS)
+        .replace("{attributes}", _SHARED_ATTRIBUTES)
+        + "\n"
     )
     return cls
 
@@ -104,6 +129,7 @@ class _ClassOutputs:
 
     @property
     def classes_(self):
+        """The labels of each task (None for a regression task); one array for 1-D ``y``."""
         check_is_fitted(self)
         classes = self.target_encoder_.classes
         return classes[0] if self._single_output else classes
@@ -114,6 +140,7 @@ class _ClassOutputs:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input rows.
 
         Returns
         -------
@@ -127,7 +154,7 @@ class _ClassOutputs:
         encoder = self.target_encoder_
         blocks = encoder.split(self._forward(X))
         proba = [
-            None if kind == "regression" else encoder.probabilities(j, block)
+            None if kind == REGRESSION else encoder.probabilities(j, block)
             for j, (kind, block) in enumerate(zip(encoder.task_types, blocks))
         ]
         return proba[0] if self._single_output else proba
@@ -137,41 +164,41 @@ class _ClassOutputs:
 class MMoERegressor(RegressorMixin, _BaseMMoE):
     """Multi-task regressor: Multi-gate Mixture-of-Experts (MMoE).
 
-        Each target column is a task. Targets are standardised per task inside,
-        so tasks on different scales train evenly, and mapped back on predict.
+    Each target column is a task. Targets are standardised per task inside,
+    so tasks on different scales train evenly, and mapped back on predict.
 
-        Parameters
-        ----------
+    Parameters
+    ----------
     {parameters}
 
-        Attributes
-        ----------
+    Attributes
+    ----------
     {attributes}
 
-        See Also
-        --------
-        MMoEClassifier : the same model for classification targets.
+    See Also
+    --------
+    MMoEClassifier : The same model for classification targets.
 
-        References
-        ----------
-        J. Ma, Z. Zhao, X. Yi, J. Chen, L. Hong, E. H. Chi. Modeling Task
-        Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts.
-        KDD 2018.
+    References
+    ----------
+    J. Ma, Z. Zhao, X. Yi, J. Chen, L. Hong, E. H. Chi. Modeling Task
+    Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts.
+    KDD 2018.
 
-        Examples
-        --------
-        >>> from sk_mmoe import MMoERegressor
-        >>> from sk_mmoe.datasets import make_mmoe_tasks
-        >>> X, Y = make_mmoe_tasks(500, n_features=10, correlation=0.5, random_state=0)
-        >>> reg = MMoERegressor(max_epochs=5, random_state=0).fit(X, Y)
-        >>> reg.predict(X[:3]).shape
-        (3, 2)
-        >>> reg.gate_weights(X[:3]).shape
-        (3, 2, 8)
+    Examples
+    --------
+    >>> from sk_mmoe import MMoERegressor
+    >>> from sk_mmoe.datasets import make_mmoe_tasks
+    >>> X, Y = make_mmoe_tasks(500, n_features=10, correlation=0.5, random_state=0)
+    >>> reg = MMoERegressor(max_epochs=5, random_state=0).fit(X, Y)
+    >>> reg.predict(X[:3]).shape
+    (3, 2)
+    >>> reg.gate_weights(X[:3]).shape
+    (3, 2, 8)
     """
 
     def _task_types(self, columns, names):
-        return ["regression"] * len(columns)
+        return [REGRESSION] * len(columns)
 
     score = _BaseMMoE.score  # not RegressorMixin's: missing labels, per-task mean
 
@@ -185,53 +212,53 @@ class MMoERegressor(RegressorMixin, _BaseMMoE):
 class MMoEClassifier(ClassifierMixin, _ClassOutputs, _BaseMMoE):
     """Multi-task classifier: Multi-gate Mixture-of-Experts (MMoE).
 
-        Each target column is a task with its own labels (strings, integers,
-        booleans; columns of a DataFrame may differ in type). A task with two
-        classes has one logit and a binary cross-entropy loss; a task with more
-        has a softmax and a cross-entropy loss.
+    Each target column is a task with its own labels (strings, integers,
+    booleans; columns of a DataFrame may differ in type). A task with two
+    classes has one logit and a binary cross-entropy loss; a task with more
+    has a softmax and a cross-entropy loss.
 
-        Parameters
-        ----------
+    Parameters
+    ----------
     {parameters}
 
-        Attributes
-        ----------
-        classes_ : list of ndarray, or ndarray
-            The labels of each task; a single array when fitted on 1-D ``y``.
+    Attributes
+    ----------
+    classes_ : list of ndarray, or ndarray
+        The labels of each task; a single array when fitted on 1-D ``y``.
     {attributes}
 
-        See Also
-        --------
-        MMoERegressor : the same model for continuous targets.
+    See Also
+    --------
+    MMoERegressor : The same model for continuous targets.
 
-        Notes
-        -----
-        ``score`` is the mean of the per-task accuracies; scikit-learn's
-        ``"accuracy"`` scorer rejects multiclass-multioutput targets, so use
-        :mod:`sk_mmoe.metrics` scorers (or the default ``score``) for model
-        selection.
+    Notes
+    -----
+    ``score`` is the mean of the per-task accuracies; scikit-learn's
+    ``"accuracy"`` scorer rejects multiclass-multioutput targets, so use
+    :mod:`sk_mmoe.metrics` scorers (or the default ``score``) for model
+    selection.
 
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> from sk_mmoe import MMoEClassifier
-        >>> X = [[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]] * 10
-        >>> y = pd.DataFrame({"colour": ["red", "blue", "red", "blue"] * 10,
-        ...                   "size": [1, 2, 1, 3] * 10})
-        >>> clf = MMoEClassifier(max_epochs=3, random_state=0).fit(X, y)
-        >>> clf.classes_
-        [array(['blue', 'red'], dtype='<U4'), array([1, 2, 3])]
-        >>> clf.predict(X[:2]).shape
-        (2, 2)
-        >>> [p.shape for p in clf.predict_proba(X[:2])]
-        [(2, 2), (2, 3)]
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sk_mmoe import MMoEClassifier
+    >>> X = [[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]] * 10
+    >>> y = pd.DataFrame({"colour": ["red", "blue", "red", "blue"] * 10,
+    ...                   "size": [1, 2, 1, 3] * 10})
+    >>> clf = MMoEClassifier(max_epochs=3, random_state=0).fit(X, y)
+    >>> clf.classes_
+    [array(['blue', 'red'], dtype='<U4'), array([1, 2, 3])]
+    >>> clf.predict(X[:2]).shape
+    (2, 2)
+    >>> [p.shape for p in clf.predict_proba(X[:2])]
+    [(2, 2), (2, 3)]
     """
 
     def _task_types(self, columns, names):
         for column in columns:
             check_classification_targets(column)
         # binary or multiclass is settled by the number of classes
-        return ["classification"] * len(columns)
+        return [CLASSIFICATION] * len(columns)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -240,16 +267,20 @@ class MMoEClassifier(ClassifierMixin, _ClassOutputs, _BaseMMoE):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Labels, one column per task.
         classes : array-like or list of array-like, default=None
             All labels of each task, required on the first call when a batch
             may not contain every label: one array for 1-D ``y``, a list of
             arrays (one per task) for 2-D ``y``.
         sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights.
 
         Returns
         -------
         self : MMoEClassifier
+            The estimator, trained one more epoch.
         """
         if classes is not None and not hasattr(self, "net_"):
             single = np.ndim(y) == 1 or getattr(y, "ndim", 2) == 1
@@ -271,61 +302,61 @@ class MMoEClassifier(ClassifierMixin, _ClassOutputs, _BaseMMoE):
 class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
     """Multi-task model mixing regression and classification tasks.
 
-        The typical case is a recommender's click (binary) and watch time
-        (regression) predicted by one MMoE network. Each target column is a task
-        of its own type; regression targets are standardised inside, class labels
-        keep their original values.
+    The typical case is a recommender's click (binary) and watch time
+    (regression) predicted by one MMoE network. Each target column is a task
+    of its own type; regression targets are standardised inside, class labels
+    keep their original values.
 
-        Parameters
-        ----------
-        task_types : "auto", list of str or dict, default="auto"
-            ``"auto"``: per column, continuous values (by
-            :func:`~sklearn.utils.multiclass.type_of_target`) are a regression
-            task, anything else (strings, integers, booleans) a classification
-            task. Otherwise one of ``"regression"``, ``"binary"``,
-            ``"multiclass"`` per column, as a list in column order or a dict by
-            column name (``target_names_``; ``"task_0"``, ... for arrays). Use it
-            for integer-valued regression targets such as counts, which ``"auto"``
-            reads as classes.
+    Parameters
+    ----------
+    task_types : "auto", list of str or dict, default="auto"
+        ``"auto"``: per column, continuous values (by
+        :func:`~sklearn.utils.multiclass.type_of_target`) are a regression
+        task, anything else (strings, integers, booleans) a classification
+        task. Otherwise one of ``"regression"``, ``"binary"``,
+        ``"multiclass"`` per column, as a list in column order or a dict by
+        column name (``target_names_``; ``"task_0"``, ... for arrays). Use it
+        for integer-valued regression targets such as counts, which ``"auto"``
+        reads as classes.
     {parameters}
 
-        Attributes
-        ----------
-        task_types_ : list of str
-            ``"regression"``, ``"binary"`` or ``"multiclass"`` per task.
-        classes_ : list
-            The labels of each classification task; None for regression tasks.
+    Attributes
+    ----------
+    task_types_ : list of str
+        ``"regression"``, ``"binary"`` or ``"multiclass"`` per task.
+    classes_ : list
+        The labels of each classification task; None for regression tasks.
     {attributes}
 
-        See Also
-        --------
-        MMoERegressor : all tasks regression.
-        MMoEClassifier : all tasks classification.
+    See Also
+    --------
+    MMoERegressor : All tasks regression.
+    MMoEClassifier : All tasks classification.
 
-        Notes
-        -----
-        ``predict`` returns an array of shape (n_samples, n_tasks); it has object
-        dtype when task types mix (labels for classification columns, floats for
-        regression columns). ``predict_proba`` returns a list with one entry per
-        task: an array (n_samples, n_classes_k) for a classification task and
-        None for a regression task. ``score`` is the mean over tasks of R²
-        (regression tasks) and accuracy (classification tasks).
+    Notes
+    -----
+    ``predict`` returns an array of shape (n_samples, n_tasks); it has object
+    dtype when task types mix (labels for classification columns, floats for
+    regression columns). ``predict_proba`` returns a list with one entry per
+    task: an array (n_samples, n_classes_k) for a classification task and
+    None for a regression task. ``score`` is the mean over tasks of R²
+    (regression tasks) and accuracy (classification tasks).
 
-        Examples
-        --------
-        >>> import numpy as np, pandas as pd
-        >>> from sk_mmoe import MMoEMultiTask
-        >>> rng = np.random.RandomState(0)
-        >>> X = rng.normal(size=(200, 5))
-        >>> y = pd.DataFrame({"click": np.where(X[:, 0] > 0, "yes", "no"),
-        ...                   "watch_time": 3.0 * X[:, 1] + 10.0})
-        >>> model = MMoEMultiTask(max_epochs=5, random_state=0).fit(X, y)
-        >>> model.task_types_
-        ['binary', 'regression']
-        >>> model.predict(X[:2]).dtype
-        dtype('O')
-        >>> [None if p is None else p.shape for p in model.predict_proba(X[:2])]
-        [(2, 2), None]
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sk_mmoe import MMoEMultiTask
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 5))
+    >>> y = pd.DataFrame({"click": np.where(X[:, 0] > 0, "yes", "no"),
+    ...                   "watch_time": 3.0 * X[:, 1] + 10.0})
+    >>> model = MMoEMultiTask(max_epochs=5, random_state=0).fit(X, y)
+    >>> model.task_types_
+    ['binary', 'regression']
+    >>> model.predict(X[:2]).dtype
+    dtype('O')
+    >>> [None if p is None else p.shape for p in model.predict_proba(X[:2])]
+    [(2, 2), None]
     """
 
     _parameter_constraints: dict = {
@@ -413,11 +444,12 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
                 raise ValueError(
                     f"task_types[{name!r}] must be one of {TASK_TYPES}, got {kind!r}."
                 )
-            if kind != "regression":
+            if kind != REGRESSION:
                 check_classification_targets(col)
         return spec
 
     @property
     def task_types_(self):
+        """``"regression"``, ``"binary"`` or ``"multiclass"`` per task."""
         check_is_fitted(self)
         return list(self.target_encoder_.task_types)

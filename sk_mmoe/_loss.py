@@ -7,7 +7,7 @@ the targets alone, when no label is missing and every weight is 1 (the
 training iterator passes that form for such data, which spares the
 masking and weighting work on every batch). ``y_pred`` is the network's
 concatenated output ``(B, sum C)``. This module imports nothing else from the
-package.
+package but the task type names.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ._task_types import BINARY, MULTICLASS, REGRESSION
 
 
 class MultiTaskLoss(nn.Module):
@@ -45,12 +47,12 @@ class MultiTaskLoss(nn.Module):
         starts = [0]
         for width in output_widths[:-1]:
             starts.append(starts[-1] + int(width))
-        reg = [t for t, k in enumerate(task_types) if k == "regression"]
-        binary = [t for t, k in enumerate(task_types) if k == "binary"]
+        reg = [t for t, k in enumerate(task_types) if k == REGRESSION]
+        binary = [t for t, k in enumerate(task_types) if k == BINARY]
         self.multiclass = [
             (t, starts[t], int(output_widths[t]))
             for t, k in enumerate(task_types)
-            if k == "multiclass"
+            if k == MULTICLASS
         ]
         order = reg + binary + [t for t, _, _ in self.multiclass]
         self.register_buffer("reg_task", torch.tensor(reg, dtype=torch.long))

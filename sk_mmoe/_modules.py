@@ -1,6 +1,7 @@
-"""Torch modules: batched experts, gates and towers for the three architectures.
+"""Torch building blocks: batched experts, gate mixing, and the task towers.
 
-This module imports nothing else from the package. Shapes use ``B`` for the
+The architectures (:mod:`sk_mmoe.architectures`) are built from these. This
+module imports nothing else from the package. Shapes use ``B`` for the
 batch, ``d`` for input features, ``E`` for experts, ``G`` for gates, ``T`` for
 tasks, ``H`` for a hidden width and ``C`` for an output width.
 """
@@ -23,9 +24,6 @@ ACTIVATIONS = {
     "leaky_relu": nn.LeakyReLU,
     "sigmoid": nn.Sigmoid,
 }
-
-ARCHITECTURES = ("mmoe", "moe", "shared_bottom")
-
 
 #: torch's CPU softmax kernel is slow along a last dim narrower than one
 #: AVX-512 vector (16 floats): about 6x slower for 8 experts than for 16
@@ -172,84 +170,48 @@ class BatchedMLP(nn.Module):
         return self.drop(h) if self.dropout else h
 
 
-class MultiTaskNetwork(nn.Module):
-    """Shared-Bottom, one-gate MoE or MMoE network with one tower per task.
+class MultiTaskModule(nn.Module):
+    """Base of every architecture: the task towers and heads, and the contract.
 
-    Parameters
+    A subclass builds its bottom (experts, gates) in ``__init__`` first, then
+    calls :meth:`_add_towers` (parameters are created, and so randomly
+    initialised, in that order), and implements ``forward(x)`` mapping
+    ``(B, d)`` to ``(B, sum C)``, usually ending with :meth:`_towers_forward`.
+
+    Attributes
     ----------
-    n_features : int
-        Input width ``d``.
-    output_widths : sequence of int
-        One entry per task: 1 for regression and binary tasks, ``C`` for a
-        ``C``-class task.
-    architecture : {"mmoe", "moe", "shared_bottom"}
-    n_experts : int
-        Number of experts ``E`` (unused by ``"shared_bottom"``).
-    expert_units : sequence of int
-        Hidden widths of each expert (of the shared bottom for
-        ``"shared_bottom"``); the last one is the expert output width.
-    tower_units : sequence of int
-        Hidden widths of each task tower; may be empty.
-    activation : str
-        A key of ``ACTIVATIONS``.
-    dropout : float
-        Dropout after every hidden layer of the experts and towers.
-    gate_dropout : float
-        Probability of dropping an expert from a gate's mixture during
-        training; the remaining gate weights are renormalised to sum to 1.
-
-    ``forward(x)`` maps ``(B, d)`` to the concatenated task outputs
-    ``(B, sum(output_widths))``; ``gate_weights(x)`` returns ``(B, T, E)``.
+    has_gates : bool
+        Whether the architecture has gates; if so it implements
+        ``gate_weights(x, level=-1)`` returning ``(B, T, E)`` and sets
+        ``expert_names`` (one label per expert, in the order of ``E``).
     """
 
-    def __init__(
+    has_gates = False
+    expert_names: list = []
+
+    def _add_towers(
         self,
-        n_features: int,
+        in_features: int,
         output_widths: Sequence[int],
-        architecture: str = "mmoe",
-        n_experts: int = 8,
-        expert_units: Sequence[int] = (64,),
-        tower_units: Sequence[int] = (32,),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        gate_dropout: float = 0.0,
+        tower_units: Sequence[int],
+        activation: str,
+        dropout: float,
     ):
-        super().__init__()
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        """One tower per task over its ``(B, in_features)`` input, then a head each.
+
+        Heads are one batched linear map to ``C_max`` outputs per task; the
+        real ``sum C`` columns are picked by ``out_index`` when the widths
+        differ.
+        """
         output_widths = [int(w) for w in output_widths]
-        self.architecture = architecture
         self.n_tasks = len(output_widths)
-        self.gate_dropout = float(gate_dropout)
-        hidden = int(expert_units[-1])
-
-        if architecture == "shared_bottom":
-            self.n_experts = 0
-            self.experts = BatchedMLP(
-                1, n_features, expert_units, activation, dropout, shared_input=True
-            )
-            self.gates = None
-        else:
-            self.n_experts = int(n_experts)
-            self.experts = BatchedMLP(
-                self.n_experts,
-                n_features,
-                expert_units,
-                activation,
-                dropout,
-                shared_input=True,
-            )
-            n_gates = self.n_tasks if architecture == "mmoe" else 1
-            # all gates in one Linear: (B, d) -> (B, G * E)
-            self.gates = nn.Linear(n_features, n_gates * self.n_experts)
-
         tower_units = [int(u) for u in tower_units]
         self.towers = (
-            BatchedMLP(self.n_tasks, hidden, tower_units, activation, dropout, False)
+            BatchedMLP(self.n_tasks, in_features, tower_units, activation, dropout, False)
             if tower_units
             else None
         )
-        tower_out = tower_units[-1] if tower_units else hidden
+        tower_out = tower_units[-1] if tower_units else in_features
         max_width = max(output_widths)
         self.heads = BatchedLinear(self.n_tasks, tower_out, max_width)
         if all(w == max_width for w in output_widths):
@@ -259,65 +221,9 @@ class MultiTaskNetwork(nn.Module):
             index = [t * max_width + j for t, w in enumerate(output_widths) for j in range(w)]
             self.register_buffer("out_index", torch.tensor(index, dtype=torch.long))
 
-    def train(self, mode: bool = True):
-        # nn.Module.train sets the flag on every submodule through the slow
-        # nn.Module.__setattr__; the estimators call eval() on every predict,
-        # so skip that walk when every flag is already ``mode``
-        if isinstance(mode, bool) and all(m.training is mode for m in self.modules()):
-            return self
-        return super().train(mode)
-
-    def _first_layer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The experts' first layer ``(B, E * H)`` and the gate logits ``(B, G * E)``.
-
-        In eval mode both are one matmul, the two weights stacked
-        ``(E * H + G * E, d)``: this keeps the gate logits out of the narrow
-        matmuls whose BLAS kernel depends on the number of rows (which would
-        make a row's prediction depend on how many rows came with it). In
-        training mode they are two matmuls, which are cheaper to
-        differentiate than the stacking.
-        """
-        first = self.experts.first
-        if self.training:
-            return first(x), self.gates(x)
-        weight = torch.cat([first.weight, self.gates.weight])
-        bias = torch.cat([first.bias, self.gates.bias])
-        out = nn.functional.linear(x, weight, bias)  # (B, E * H + G * E)
-        return out.split([first.out_features, self.gates.out_features], dim=1)
-
-    def _mix(self, logits: torch.Tensor) -> torch.Tensor:
-        """Gate mixtures ``(B, G, E)`` from logits ``(B, G * E)``, rows summing to 1."""
-        # (B, G * E) -> (B, G, E)
-        weights = _softmax(logits.view(logits.shape[0], -1, self.n_experts))
-        if self.training and self.gate_dropout > 0:
-            keep = torch.rand_like(weights) >= self.gate_dropout
-            # never drop every expert of a gate: keep the heaviest one
-            top = torch.nn.functional.one_hot(weights.argmax(dim=-1), self.n_experts).bool()
-            keep = keep | (top & ~keep.any(dim=-1, keepdim=True))
-            weights = weights * keep
-            weights = weights / weights.sum(dim=-1, keepdim=True)
-        return weights
-
-    def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Gate weights ``(B, T, E)`` for input ``(B, d)``."""
-        if self.gates is None:
-            raise ValueError("the shared_bottom architecture has no gates")
-        weights = self._mix(self._first_layer(x)[1])
-        # (B, G, E) -> (B, T, E); G is 1 for "moe"
-        return weights.expand(-1, self.n_tasks, -1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[0]
-        if self.gates is None:
-            experts = self.experts(x)  # (B, 1, H)
-            mixed = experts.transpose(0, 1)  # (B, 1, H) -> (1, B, H)
-        else:
-            first, logits = self._first_layer(x)
-            experts = self.experts.forward_from_first(first)  # (B, E, H)
-            # (B, G, E) x (B, E, H) -> (B, G, H) -> (G, B, H)
-            mixed = _mix_experts(self._mix(logits), experts).transpose(0, 1)
-        # (G, B, H) -> (T, B, H) by broadcasting when G == 1
-        mixed = mixed.expand(self.n_tasks, -1, -1)
+    def _towers_forward(self, mixed: torch.Tensor) -> torch.Tensor:
+        """Task outputs ``(B, sum C)`` from each task's tower input ``(T, B, H)``."""
+        batch = mixed.shape[1]
         # task-major from here: each tower and head is one baddbmm over T
         hidden = self.towers.forward_kfirst(mixed) if self.towers is not None else mixed
         out = self.heads.forward_kfirst(hidden)  # (T, B, C_max)
@@ -325,3 +231,40 @@ class MultiTaskNetwork(nn.Module):
         if self.out_index is not None:
             out = out.index_select(1, self.out_index)  # (B, sum C)
         return out
+
+    def gate_weights(self, x: torch.Tensor, level: int = -1) -> torch.Tensor:
+        """Gate weights ``(B, T, E)``; architectures without gates raise ValueError.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, d)
+            Input rows.
+        level : int, default=-1
+            Which level of gates, for architectures with several.
+
+        Returns
+        -------
+        weights : torch.Tensor of shape (B, T, E)
+            Each task's gate weights over the experts.
+        """
+        raise ValueError(f"the {type(self).__name__} architecture has no gates")
+
+    def train(self, mode: bool = True):
+        """Set training (``mode=True``) or evaluation mode, as :meth:`torch.nn.Module.train`.
+
+        Parameters
+        ----------
+        mode : bool, default=True
+            Training mode if True, evaluation mode if False.
+
+        Returns
+        -------
+        self : MultiTaskModule
+            This module.
+        """
+        # nn.Module.train sets the flag on every submodule through the slow
+        # nn.Module.__setattr__; the estimators call eval() on every predict,
+        # so skip that walk when every flag is already ``mode``
+        if isinstance(mode, bool) and all(m.training is mode for m in self.modules()):
+            return self
+        return super().train(mode)

@@ -15,11 +15,10 @@ import io
 import json
 import warnings
 import zipfile
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.preprocessing import LabelEncoder, StandardScaler
-from skorch.history import History
 
 from ._targets import TaskEncoder
 
@@ -29,36 +28,36 @@ _JSON = "estimator.json"
 _WEIGHTS = "weights.pt"
 
 
-def save(estimator, path):
-    """Write a fitted estimator to ``path`` (see module docstring)."""
+@dataclass
+class Saved:
+    """What a file holds, in memory: the estimator assembles itself from this.
+
+    ``params`` are the constructor arguments, ``fitted`` the plain fitted
+    attributes, ``encoder`` the fitted :class:`~sk_mmoe._targets.TaskEncoder`,
+    ``history`` skorch's history as a list, ``state`` the ``state_dict`` of
+    the module and of the criterion.
+    """
+
+    class_name: str
+    params: dict
+    fitted: dict
+    encoder: TaskEncoder
+    history: list
+    state: dict
+
+
+def save(path, saved):
+    """Write ``saved`` (a :class:`Saved`) to ``path`` (see module docstring)."""
     weights = io.BytesIO()
-    torch.save(
-        {
-            "module": estimator.net_.module_.state_dict(),
-            "criterion": estimator.net_.criterion_.state_dict(),
-        },
-        weights,
-    )
+    torch.save(saved.state, weights)
     weights = weights.getvalue()
     document = {
         "format": FORMAT,
         "version": VERSION,
-        "class": type(estimator).__name__,
-        "params": _params_to_json(estimator),
-        "fitted": {
-            "n_features_in_": int(estimator.n_features_in_),
-            "feature_names_in_": (
-                [str(n) for n in estimator.feature_names_in_]
-                if hasattr(estimator, "feature_names_in_")
-                else None
-            ),
-            "n_tasks_": int(estimator.n_tasks_),
-            "target_names_": [str(n) for n in estimator.target_names_],
-            "single_output": bool(estimator._single_output),
-            "random_seed_": int(estimator.random_seed_),
-            "targets": _encoder_to_json(estimator.target_encoder_),
-        },
-        "history": json.loads(json.dumps(estimator.net_.history.to_list(), default=_plain)),
+        "class": saved.class_name,
+        "params": _params_to_json(saved.params),
+        "fitted": {**saved.fitted, "targets": saved.encoder.to_dict()},
+        "history": json.loads(json.dumps(saved.history, default=_plain)),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -66,8 +65,12 @@ def save(estimator, path):
         archive.writestr(_WEIGHTS, weights)
 
 
-def load(cls, path):
-    """Read an estimator of class ``cls`` written by :func:`save`."""
+def load(path, class_name):
+    """Read the file at ``path``, which must hold an estimator of class ``class_name``.
+
+    Returns a :class:`Saved`; raises ``ValueError`` for anything but a valid
+    file of that class.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             document = json.loads(archive.read(_JSON).decode("utf-8"))
@@ -81,12 +84,12 @@ def load(cls, path):
     ) as exc:
         raise ValueError(f"{path} is not a valid sk_mmoe file: {exc}") from None
     try:
-        return _restore(cls, document, weights, path)
+        return _read_document(document, weights, path, class_name)
     except (KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ValueError(f"{path} is not a valid sk_mmoe file: missing or bad {exc}") from None
 
 
-def _restore(cls, document, weights, path):
+def _read_document(document, weights, path, class_name):
     if document.get("format") != FORMAT:
         raise ValueError(f"{path} is not an sk_mmoe file.")
     if document.get("version") != VERSION:
@@ -94,34 +97,23 @@ def _restore(cls, document, weights, path):
             f"{path} has format version {document.get('version')}; this sk_mmoe reads "
             f"version {VERSION}."
         )
-    if document["class"] != cls.__name__:
+    if document["class"] != class_name:
         raise ValueError(
             f"{path} holds a {document['class']}; load it with {document['class']}.load."
         )
     if hashlib.sha256(weights).hexdigest() != document["weights_sha256"]:
         raise ValueError(f"{path}: the weights do not match their checksum (file altered).")
     state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
-
-    estimator = cls(**_params_from_json(document["params"]))
-    fitted = document["fitted"]
-    encoder = _encoder_from_json(fitted["targets"])
-    names = np.asarray(fitted["target_names_"], dtype=object)
-    estimator.n_features_in_ = fitted["n_features_in_"]
-    hyper = estimator._check_hyperparameters()
-    task_weights = estimator._check_task_weights(fitted["n_tasks_"])
-    net = estimator._build_net(encoder, hyper, task_weights, names)
-    net.initialize()
-    try:
-        net.module_.load_state_dict(state["module"])
-        net.criterion_.load_state_dict(state["criterion"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: the weights do not fit the saved model: {exc}") from None
-    net.history = History(document["history"])
-
-    if fitted["feature_names_in_"] is not None:
-        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-    estimator._set_fitted(net, encoder, fitted["random_seed_"], names, fitted["single_output"])
-    return estimator
+    fitted = dict(document["fitted"])
+    encoder = TaskEncoder.from_dict(fitted.pop("targets"))
+    return Saved(
+        class_name=class_name,
+        params=_params_from_json(document["params"]),
+        fitted=fitted,
+        encoder=encoder,
+        history=document["history"],
+        state=state,
+    )
 
 
 def _plain(value):
@@ -131,8 +123,8 @@ def _plain(value):
     raise TypeError(f"cannot store {type(value).__name__} in JSON")
 
 
-def _params_to_json(estimator):
-    params = estimator.get_params(deep=False)
+def _params_to_json(params):
+    params = dict(params)
     if params.get("callbacks"):
         warnings.warn(
             "callbacks are not saved; the loaded estimator has callbacks=None.",
@@ -186,61 +178,3 @@ def _params_from_json(params):
         if isinstance(params[key], list):
             params[key] = tuple(params[key])
     return params
-
-
-def _labels_to_json(classes):
-    kinds = {type(v) for v in classes.tolist()}
-    if not kinds <= {str, int, float, bool}:
-        raise TypeError(
-            f"Cannot save labels of type {sorted(k.__name__ for k in kinds)}; use "
-            "str, int, float or bool labels, or pickle (trusted sources only)."
-        )
-    return {
-        "dtype": classes.dtype.str if classes.dtype != object else "object",
-        "values": classes.tolist(),
-    }
-
-
-def _encoder_to_json(encoder):
-    tasks = []
-    for kind, enc in zip(encoder.task_types, encoder.encoders_):
-        if kind == "regression":
-            tasks.append(
-                {
-                    "type": kind,
-                    "mean": enc.mean_.tolist(),
-                    "scale": enc.scale_.tolist(),
-                    "var": enc.var_.tolist(),
-                    "n_samples_seen": np.asarray(enc.n_samples_seen_).tolist(),
-                }
-            )
-        else:
-            tasks.append({"type": kind, "classes": _labels_to_json(enc.classes_)})
-    return {"names": list(encoder.names), "tasks": tasks}
-
-
-def _encoder_from_json(data):
-    encoder = TaskEncoder([t["type"] for t in data["tasks"]], data["names"])
-    encoder.encoders_ = []
-    for task in data["tasks"]:
-        if task["type"] == "regression":
-            scaler = StandardScaler()
-            scaler.mean_ = np.asarray(task["mean"], dtype=np.float64)
-            scaler.scale_ = np.asarray(task["scale"], dtype=np.float64)
-            scaler.var_ = np.asarray(task["var"], dtype=np.float64)
-            scaler.n_samples_seen_ = np.asarray(task["n_samples_seen"])
-            scaler.n_features_in_ = 1
-            encoder.encoders_.append(scaler)
-        elif task["type"] in ("binary", "multiclass"):
-            label_encoder = LabelEncoder()
-            dtype = task["classes"]["dtype"]
-            values = task["classes"]["values"]
-            label_encoder.classes_ = (
-                np.asarray(values, dtype=object)
-                if dtype == "object"
-                else np.asarray(values, dtype=np.dtype(dtype))
-            )
-            encoder.encoders_.append(label_encoder)
-        else:
-            raise ValueError(f"unknown task type {task['type']!r}")
-    return encoder

@@ -4,7 +4,7 @@ Regression columns are standardised (``StandardScaler``), classification
 columns label-encoded (``LabelEncoder``), one encoder per column, so each task
 keeps its own labels and dtype. Missing cells (NaN, None, ``pd.NA``) become
 NaN in the encoded float32 matrix. This module imports nothing else from the
-package.
+package but the task type names.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from scipy.sparse import issparse
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils.multiclass import type_of_target
 
-TASK_TYPES = ("regression", "binary", "multiclass")
+from ._task_types import BINARY, MULTICLASS, REGRESSION
 
 
 def split_columns(y):
@@ -84,8 +84,8 @@ def infer_task_type(column: np.ndarray, name: str) -> str:
     """``"regression"``, ``"binary"`` or ``"multiclass"`` from the values."""
     kind = type_of_target(column, input_name=f"y[{name}]")
     if kind == "continuous":
-        return "regression"
-    if kind in ("binary", "multiclass"):
+        return REGRESSION
+    if kind in (BINARY, MULTICLASS):
         return kind
     raise ValueError(f"Cannot infer the task type of y column {name}: type {kind!r}.")
 
@@ -96,7 +96,7 @@ class TaskEncoder:
     Parameters
     ----------
     task_types : list of str
-        One of ``TASK_TYPES`` per column, or ``"classification"``: binary or
+        One of ``TASK_TYPES`` per column, or ``CLASSIFICATION``: binary or
         multiclass by the number of classes. After ``fit`` every entry is one
         of ``TASK_TYPES``.
     names : list of str
@@ -119,7 +119,7 @@ class TaskEncoder:
         for j, (col, kind) in enumerate(zip(columns, self.task_types)):
             labelled = ~missing_mask(col)
             present = natural(col[labelled])
-            if kind == "regression":
+            if kind == REGRESSION:
                 values = _as_float(present, self.names[j]).reshape(-1, 1)
                 weight = None if sample_weight is None else sample_weight[labelled]
                 self.encoders_.append(StandardScaler().fit(values, sample_weight=weight))
@@ -133,11 +133,11 @@ class TaskEncoder:
                     f"({enc.classes_.tolist()}); a classification task needs at "
                     "least 2 classes."
                 )
-            if kind == "binary" and n_classes > 2:
+            if kind == BINARY and n_classes > 2:
                 raise ValueError(
                     f"y column {self.names[j]} was declared 'binary' but has {n_classes} classes."
                 )
-            self.task_types[j] = "binary" if n_classes == 2 else "multiclass"
+            self.task_types[j] = BINARY if n_classes == 2 else MULTICLASS
             self.encoders_.append(enc)
         return self
 
@@ -145,7 +145,7 @@ class TaskEncoder:
     def output_widths(self):
         """Width of each task's network output: 1, or C for multiclass."""
         return [
-            len(enc.classes_) if kind == "multiclass" else 1
+            len(enc.classes_) if kind == MULTICLASS else 1
             for enc, kind in zip(self.encoders_, self.task_types)
         ]
 
@@ -153,7 +153,7 @@ class TaskEncoder:
     def classes(self):
         """Label array per task (None for regression tasks)."""
         return [
-            None if kind == "regression" else enc.classes_
+            None if kind == REGRESSION else enc.classes_
             for enc, kind in zip(self.encoders_, self.task_types)
         ]
 
@@ -163,7 +163,7 @@ class TaskEncoder:
         for j, (col, enc) in enumerate(zip(columns, self.encoders_)):
             mask = missing_mask(col)
             present = natural(col[~mask])
-            if self.task_types[j] == "regression":
+            if self.task_types[j] == REGRESSION:
                 values = _as_float(present, self.names[j]).reshape(-1, 1)
                 encoded = enc.transform(values).ravel() if len(values) else values.ravel()
             else:
@@ -185,7 +185,7 @@ class TaskEncoder:
     def check_labels(self, columns):
         """Raise ValueError if a classification column has labels not seen in fit."""
         for j, col in enumerate(columns):
-            if self.task_types[j] != "regression":
+            if self.task_types[j] != REGRESSION:
                 self._encode_labels(j, natural(col[~missing_mask(col)]))
 
     def decode(self, outputs):
@@ -204,20 +204,67 @@ class TaskEncoder:
     def _decode_task(self, j, block):
         enc = self.encoders_[j]
         kind = self.task_types[j]
-        if kind == "regression":
+        if kind == REGRESSION:
             # the fitted scaler's inverse_transform, without re-validating its
             # input on every predict (a large share of one-row latency)
             values = block[:, 0].astype(np.float64)
             values *= enc.scale_[0]
             values += enc.mean_[0]
             return values
-        index = (block[:, 0] > 0).astype(np.intp) if kind == "binary" else block.argmax(1)
+        index = (block[:, 0] > 0).astype(np.intp) if kind == BINARY else block.argmax(1)
         return enc.classes_[index]
+
+    def to_dict(self):
+        """The fitted encoder as plain JSON-able data (see :meth:`from_dict`).
+
+        Raises ``TypeError`` for labels that are not str, int, float or bool.
+        """
+        tasks = []
+        for kind, enc in zip(self.task_types, self.encoders_):
+            if kind == REGRESSION:
+                tasks.append(
+                    {
+                        "type": kind,
+                        "mean": enc.mean_.tolist(),
+                        "scale": enc.scale_.tolist(),
+                        "var": enc.var_.tolist(),
+                        "n_samples_seen": np.asarray(enc.n_samples_seen_).tolist(),
+                    }
+                )
+            else:
+                tasks.append({"type": kind, "classes": _labels_to_dict(enc.classes_)})
+        return {"names": list(self.names), "tasks": tasks}
+
+    @classmethod
+    def from_dict(cls, data):
+        """A fitted encoder from the output of :meth:`to_dict`.
+
+        Raises ``ValueError`` for an unknown task type; ``KeyError`` or
+        ``TypeError`` for malformed data.
+        """
+        encoder = cls([t["type"] for t in data["tasks"]], data["names"])
+        encoder.encoders_ = []
+        for task in data["tasks"]:
+            if task["type"] == REGRESSION:
+                scaler = StandardScaler()
+                scaler.mean_ = np.asarray(task["mean"], dtype=np.float64)
+                scaler.scale_ = np.asarray(task["scale"], dtype=np.float64)
+                scaler.var_ = np.asarray(task["var"], dtype=np.float64)
+                scaler.n_samples_seen_ = np.asarray(task["n_samples_seen"])
+                scaler.n_features_in_ = 1
+                encoder.encoders_.append(scaler)
+            elif task["type"] in (BINARY, MULTICLASS):
+                label_encoder = LabelEncoder()
+                label_encoder.classes_ = _labels_from_dict(task["classes"])
+                encoder.encoders_.append(label_encoder)
+            else:
+                raise ValueError(f"unknown task type {task['type']!r}")
+        return encoder
 
     def probabilities(self, j, block):
         """Class probabilities ``(n, C)`` for classification task ``j``."""
         block = block.astype(np.float64)
-        if self.task_types[j] == "binary":
+        if self.task_types[j] == BINARY:
             p = 1.0 / (1.0 + np.exp(-block[:, 0]))
             return np.column_stack([1.0 - p, p])
         block = block - block.max(axis=1, keepdims=True)
@@ -274,3 +321,23 @@ def _unseen(labels, classes):
         return np.asarray(
             [v for v in dict.fromkeys(labels.tolist()) if v not in known], dtype=object
         )
+
+
+def _labels_to_dict(classes):
+    kinds = {type(v) for v in classes.tolist()}
+    if not kinds <= {str, int, float, bool}:
+        raise TypeError(
+            f"Cannot save labels of type {sorted(k.__name__ for k in kinds)}; use "
+            "str, int, float or bool labels, or pickle (trusted sources only)."
+        )
+    return {
+        "dtype": classes.dtype.str if classes.dtype != object else "object",
+        "values": classes.tolist(),
+    }
+
+
+def _labels_from_dict(data):
+    dtype, values = data["dtype"], data["values"]
+    if dtype == "object":
+        return np.asarray(values, dtype=object)
+    return np.asarray(values, dtype=np.dtype(dtype))

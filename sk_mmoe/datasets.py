@@ -8,6 +8,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
+__all__ = ["make_mmoe_tasks"]
+
 
 @validate_params(
     {

@@ -45,7 +45,21 @@ _RESPONSE_METHODS = ("predict", "predict_proba")
 
 
 class TaskScorer:
-    """Callable ``scorer(estimator, X, y, sample_weight=None)``; see :func:`make_task_scorer`."""
+    """Callable ``scorer(estimator, X, y, sample_weight=None)``; see :func:`make_task_scorer`.
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(y_true, y_pred, **kwargs)`` for one task.
+    response_method : {"predict", "predict_proba"}
+        The estimator method whose output is scored.
+    sign : {1, -1}
+        -1 turns a loss into a score (greater is better).
+    per_task : bool
+        Return a dict of per-task scores (and their mean) instead of the mean.
+    kwargs : dict
+        Extra keyword arguments for ``metric``.
+    """
 
     def __init__(self, metric, response_method, sign, per_task, kwargs):
         self.metric = metric

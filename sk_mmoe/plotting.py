@@ -53,7 +53,7 @@ class GateWeightsDisplay:
 
     See Also
     --------
-    sklearn.metrics.ConfusionMatrixDisplay : the display this one mimics.
+    sklearn.metrics.ConfusionMatrixDisplay : The display this one mimics.
 
     Examples
     --------
@@ -98,11 +98,13 @@ class GateWeightsDisplay:
         ax : matplotlib Axes, default=None
             Axes to draw on; None creates a new figure.
         cmap : str or matplotlib Colormap, default="viridis"
+            Colour map of the heatmap.
         include_values : bool, default=True
             Write each mean weight in its cell.
         values_format : str, default=".2f"
             Format spec of the cell values.
         colorbar : bool, default=True
+            Whether to draw a colour bar.
         vmin, vmax : float, default=0.0 and None
             Colour limits; ``vmax=None`` uses the largest weight.
         im_kw : dict, default=None
@@ -185,6 +187,7 @@ class GateWeightsDisplay:
         expert_names : array-like of str, default=None
             Column labels; None numbers the experts from 0.
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
         **plot_kw
             Passed to :meth:`plot`.
 

@@ -1,8 +1,9 @@
 """scikit-learn's own estimator checks."""
 
+from conftest import architecture_names
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_mmoe import MMoEClassifier, MMoERegressor
+from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
 
 SMALL = {
     "max_epochs": 5,
@@ -12,10 +13,16 @@ SMALL = {
     "random_state": 0,
 }
 
+# every estimator class, and every registered architecture at least once
 ESTIMATORS = [
     MMoERegressor(**SMALL),
     MMoEClassifier(**SMALL),
-    MMoERegressor(architecture="moe", **SMALL),
+    MMoEMultiTask(**SMALL),
+    *(
+        MMoERegressor(architecture=name, **SMALL)
+        for name in architecture_names()
+        if name != "mmoe"
+    ),
     MMoEClassifier(architecture="shared_bottom", **SMALL),
 ]
 
@@ -31,3 +38,11 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_parameter_defaults_agree():
+    reference = MMoERegressor().get_params()
+    for estimator in (MMoEClassifier(), MMoEMultiTask()):
+        params = estimator.get_params()
+        assert params.pop("task_types", "auto") == "auto"
+        assert params == reference, type(estimator).__name__

@@ -4,12 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import architecture_names, fast, gated_architectures
 from skorch.callbacks import Callback, LRScheduler
 
 from sk_mmoe import MMoEClassifier, MMoERegressor
 from sk_mmoe.datasets import make_mmoe_tasks
 
-FAST = {"max_epochs": 3, "random_state": 0, "expert_units": (8,), "tower_units": (4,)}
+FAST = fast(max_epochs=3)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def fitted_classifier(label_data):
     return MMoEClassifier(max_epochs=60, random_state=0).fit(X, y)
 
 
-@pytest.mark.parametrize("architecture", ["mmoe", "moe", "shared_bottom"])
+@pytest.mark.parametrize("architecture", architecture_names())
 def test_paper_style_tasks_reach_r2_above_09(architecture):
     X, Y = make_mmoe_tasks(6000, n_features=100, correlation=0.5, random_state=0)
     reg = MMoERegressor(architecture=architecture, max_epochs=20, random_state=0)
@@ -157,12 +158,12 @@ def test_classifier_rejects_continuous_targets():
         MMoEClassifier(**FAST).fit(X, X[:, 0])
 
 
-@pytest.mark.parametrize("architecture", ["mmoe", "moe"])
+@pytest.mark.parametrize("architecture", gated_architectures())
 def test_gate_weights(architecture, regression_data):
     X, Y = regression_data
     reg = MMoERegressor(architecture=architecture, n_experts=5, **FAST).fit(X, Y)
     w = reg.gate_weights(X[:7])
-    assert w.shape == (7, 2, 5) and w.dtype == np.float64
+    assert w.shape == (7, 2, len(reg.module_.expert_names)) and w.dtype == np.float64
     np.testing.assert_allclose(w.sum(axis=2), 1.0, rtol=1e-5)
 
 
@@ -288,3 +289,14 @@ def test_parameters_have_defaults_and_init_only_stores():
     params = est.get_params()
     assert params["architecture"] == "mmoe" and params["n_experts"] == 8
     assert not any(k.endswith("_") for k in vars(est))
+
+
+def test_partial_fit_refuses_early_stopping(regression_data):
+    X, Y = regression_data
+    reg = MMoERegressor(early_stopping=True, **FAST)
+    with pytest.raises(ValueError, match="partial_fit.*early_stopping=True"):
+        reg.partial_fit(X, Y)
+    assert not hasattr(reg, "net_")
+    clf = MMoEClassifier(early_stopping=True, **FAST)
+    with pytest.raises(ValueError, match="partial_fit.*early_stopping=True"):
+        clf.partial_fit(X, Y[:, 0] > 0, classes=[False, True])

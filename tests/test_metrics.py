@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fast
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 
@@ -14,7 +15,7 @@ from sk_mmoe.metrics import (
     task_roc_auc_scorer,
 )
 
-FAST = {"max_epochs": 10, "random_state": 0, "expert_units": (8,), "tower_units": (4,)}
+FAST = fast(max_epochs=10)
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,42 @@
 import pytest
 import torch
+from conftest import architecture_names, gated_architectures
 
-from sk_mmoe._modules import BatchedLinear, BatchedMLP, MultiTaskNetwork
+from sk_mmoe._modules import BatchedLinear, BatchedMLP, MultiTaskModule
+from sk_mmoe.architectures import ARCHITECTURES
 
 
-@pytest.mark.parametrize("architecture", ["mmoe", "moe", "shared_bottom"])
+def build(architecture, n_features, output_widths, **params):
+    """The registered module with its own defaults, except ``params``."""
+    entry = ARCHITECTURES[architecture]
+    accepted = {k: v for k, v in params.items() if k in entry.params}
+    return entry.module(n_features, output_widths, **entry.fixed, **accepted)
+
+
+def MultiTaskNetwork(n_features, output_widths, architecture="mmoe", **params):
+    return build(architecture, n_features, output_widths, **params)
+
+
+@pytest.mark.parametrize("architecture", architecture_names())
 @pytest.mark.parametrize("batch", [1, 5])
 def test_output_shape_with_mixed_widths(architecture, batch):
-    net = MultiTaskNetwork(7, [1, 3, 1], architecture=architecture, n_experts=4)
+    net = build(architecture, 7, [1, 3, 1], n_experts=4)
+    assert isinstance(net, MultiTaskModule)
     out = net(torch.randn(batch, 7))
     assert out.shape == (batch, 5)
 
 
-def test_no_tower_layers():
-    net = MultiTaskNetwork(3, [1, 1], tower_units=(), expert_units=(6, 4))
+@pytest.mark.parametrize("architecture", architecture_names())
+def test_no_tower_layers(architecture):
+    net = build(architecture, 3, [1, 1], tower_units=(), expert_units=(6, 4))
     assert net(torch.randn(2, 3)).shape == (2, 2)
 
 
-@pytest.mark.parametrize("architecture", ["mmoe", "moe"])
+@pytest.mark.parametrize("architecture", gated_architectures())
 def test_gate_weights_are_distributions(architecture):
-    net = MultiTaskNetwork(6, [1, 1, 1], architecture=architecture, n_experts=5)
+    net = build(architecture, 6, [1, 1, 1], n_experts=5)
     weights = net.gate_weights(torch.randn(4, 6))
-    assert weights.shape == (4, 3, 5)
+    assert weights.shape == (4, 3, len(net.expert_names))
     torch.testing.assert_close(weights.sum(-1), torch.ones(4, 3))
     assert (weights >= 0).all()
     if architecture == "moe":
@@ -31,8 +46,11 @@ def test_gate_weights_are_distributions(architecture):
         assert not torch.allclose(weights[:, 0], weights[:, 2])
 
 
-def test_shared_bottom_has_no_gates():
-    net = MultiTaskNetwork(3, [1], architecture="shared_bottom")
+@pytest.mark.parametrize(
+    "architecture", sorted(set(architecture_names()) - set(gated_architectures()))
+)
+def test_ungated_architectures_have_no_gates(architecture):
+    net = build(architecture, 3, [1])
     with pytest.raises(ValueError, match="no gates"):
         net.gate_weights(torch.randn(2, 3))
 
@@ -74,6 +92,18 @@ def test_gate_dropout_renormalises_and_only_in_training():
     assert (net.gate_weights(x) > 0).all()
 
 
-def test_unknown_architecture():
-    with pytest.raises(ValueError, match="architecture"):
-        MultiTaskNetwork(3, [1], architecture="mtl")
+def test_registry_entries_build_their_modules():
+    for name, entry in ARCHITECTURES.items():
+        hyper = {p: None for p in entry.params}
+        assert set(entry.module_kwargs(hyper)) == set(entry.fixed) | set(entry.params), name
+        assert entry.has_gates is entry.module.has_gates
+
+
+def test_register_rejects_duplicates_and_non_modules():
+    from sk_mmoe.architectures import Architecture, register_architecture
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_architecture(Architecture("mmoe", ARCHITECTURES["mmoe"].module))
+    with pytest.raises(TypeError, match="not a torch module"):
+        register_architecture(Architecture("bad", dict))
+    assert "bad" not in ARCHITECTURES

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from conftest import fast
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import KFold, cross_val_score
@@ -15,13 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sk_mmoe import GateCollapseWarning, MMoEClassifier, MMoEMultiTask, MMoERegressor
 from sk_mmoe.datasets import make_mmoe_tasks
 
-FAST = {
-    "max_epochs": 30,
-    "lr": 0.01,
-    "random_state": 0,
-    "expert_units": (16,),
-    "tower_units": (8,),
-}
+FAST = fast(max_epochs=30, lr=0.01, expert_units=(16,), tower_units=(8,))
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from conftest import architecture_names, gated_architectures
 from skorch.callbacks import Callback
 
 from sk_mmoe import MMoERegressor
 from sk_mmoe._loss import MultiTaskLoss
-from sk_mmoe._modules import MultiTaskNetwork, _softmax
+from sk_mmoe._modules import _softmax
 from sk_mmoe._net import BatchIterator, TensorDataset
+from sk_mmoe.architectures import MixtureOfExperts
 
 TASKS = [
     (["regression", "regression"], [1, 1]),
@@ -156,7 +158,7 @@ def test_fused_optimizer_where_torch_has_one(data):
     assert not est.net_.optimizer_.defaults.get("fused")
 
 
-@pytest.mark.parametrize("architecture", ["mmoe", "moe", "shared_bottom"])
+@pytest.mark.parametrize("architecture", architecture_names())
 @pytest.mark.parametrize(
     "n_features, n_tasks, n_experts, expert_units, tower_units",
     [
@@ -183,7 +185,7 @@ def test_predictions_do_not_depend_on_batching(
     full = est.predict(X)
     for start, n in [(0, 1), (7, 3), (5, 64), (100, 65), (1, 200), (3, 4096), (4090, 110)]:
         np.testing.assert_array_equal(est.predict(X[start : start + n]), full[start : start + n])
-    if architecture != "shared_bottom":
+    if architecture in gated_architectures():
         gates = est.gate_weights(X)
         for start, n in [(7, 3), (1, 200), (3, 4096)]:
             part = est.gate_weights(X[start : start + n])
@@ -203,7 +205,7 @@ def test_padded_softmax_is_the_softmax(width):
 
 
 def test_eval_reaches_a_submodule_switched_on_its_own():
-    net = MultiTaskNetwork(4, [1, 1]).eval()
+    net = MixtureOfExperts(4, [1, 1]).eval()
     net.towers.train()
     net.eval()
     assert not any(m.training for m in net.modules())

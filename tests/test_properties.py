@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import architecture_names
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +14,17 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 LABEL_KINDS = ["float", "str", "int", "bool"]
 
 
+def _labels(rng, classes, n):
+    """``n`` random labels from ``classes``, each of the first ``min(n, len)`` present."""
+    labels = rng.choice(classes, n)
+    shown = min(n, len(classes))
+    labels[:shown] = classes[:shown]
+    return labels
+
+
 @st.composite
 def problems(draw):
+    """Valid multi-task problems: every classification column has 2+ classes."""
     n = draw(st.integers(2, 30))
     d = draw(st.integers(1, 5))
     rng = np.random.RandomState(draw(st.integers(0, 2**16)))
@@ -26,14 +36,16 @@ def problems(draw):
         if kind == "float":
             columns[f"t{k}"] = rng.normal(size=n)
         elif kind == "str":
-            columns[f"t{k}"] = rng.choice(["a", "b", "c"][: draw(st.integers(1, 3))], n)
+            columns[f"t{k}"] = _labels(
+                rng, np.array(["a", "b", "c"][: draw(st.integers(2, 3))]), n
+            )
         elif kind == "int":
-            columns[f"t{k}"] = rng.randint(0, draw(st.integers(1, 4)), n)
+            columns[f"t{k}"] = _labels(rng, np.arange(draw(st.integers(2, 4))), n)
         else:
-            columns[f"t{k}"] = rng.rand(n) > 0.5
+            columns[f"t{k}"] = _labels(rng, np.array([False, True]), n)
     y = pd.DataFrame(columns)
     params = {
-        "architecture": draw(st.sampled_from(["mmoe", "moe", "shared_bottom"])),
+        "architecture": draw(st.sampled_from(architecture_names())),
         "n_experts": draw(st.integers(1, 3)),
         "expert_units": (draw(st.integers(1, 6)),),
         "tower_units": draw(st.sampled_from([(), (3,)])),
@@ -48,15 +60,9 @@ def problems(draw):
 
 @SETTINGS
 @given(problems())
-def test_multitask_fits_and_predicts_or_raises_clearly(problem):
+def test_multitask_fits_and_predicts(problem):
     X, y, kinds, params = problem
-    model = MMoEMultiTask(**params)
-    try:
-        model.fit(X, y)
-    except (ValueError, TypeError) as exc:
-        # only a classification column with a single class is invalid here
-        assert "single class" in str(exc)
-        return
+    model = MMoEMultiTask(**params).fit(X, y)
     pred = model.predict(X)
     assert pred.shape == (len(X), len(kinds))
     for k in range(len(kinds)):
@@ -84,12 +90,25 @@ def test_regressor_and_classifier_shapes(problem):
         assert np.isfinite(pred).all()
     labels = y.drop(columns=numeric.columns)
     if labels.shape[1]:
-        try:
-            clf = MMoEClassifier(**params).fit(X, labels)
-        except ValueError as exc:
-            assert "single class" in str(exc)
-            return
+        clf = MMoEClassifier(**params).fit(X, labels)
         assert clf.predict(X).shape == (len(X), labels.shape[1])
+
+
+@SETTINGS
+@given(problems(), st.data())
+def test_a_single_class_column_always_raises_clearly(problem, data):
+    X, y, kinds, params = problem
+    labels = [c for c, kind in zip(y.columns, kinds) if kind != "float"]
+    if not labels:
+        y = y.assign(extra=np.zeros(len(y), dtype=int))
+        labels = ["extra"]
+    column = data.draw(st.sampled_from(labels))
+    y = y.assign(**{column: y[column].iloc[0]})  # one class only
+    for estimator in (MMoEMultiTask(**params), MMoEClassifier(**params)):
+        if isinstance(estimator, MMoEClassifier):
+            y = y.drop(columns=[c for c, kind in zip(y.columns, kinds) if kind == "float"])
+        with pytest.raises(ValueError, match=f"y column '{column}' has a single class"):
+            estimator.fit(X, y)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

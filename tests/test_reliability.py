@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import fast
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
 
-FAST = {"max_epochs": 2, "random_state": 0, "expert_units": (8,), "tower_units": (4,)}
+FAST = fast(max_epochs=2)
 RNG = np.random.RandomState(0)
 X = RNG.normal(size=(40, 3))
 Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 2] ** 2])

@@ -6,6 +6,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fast
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.model_selection import (
@@ -22,7 +23,7 @@ from sk_mmoe import MMoEClassifier, MMoERegressor
 from sk_mmoe.datasets import make_mmoe_tasks
 from sk_mmoe.metrics import task_accuracy_scorer, task_neg_mse_scorer, task_r2_scorer
 
-FAST = {"max_epochs": 4, "random_state": 0, "expert_units": (8,), "tower_units": (4,)}
+FAST = fast(max_epochs=4)
 
 
 @pytest.fixture(scope="module")

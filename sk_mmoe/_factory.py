@@ -1,0 +1,119 @@
+"""Build the skorch net an estimator trains: module, criterion, callbacks, accelerator.
+
+The estimators validate their hyperparameters and fit the target encoder;
+this module turns those into a :class:`~sk_mmoe._net.MMoENet` (or its
+accelerated variant), taking the network from the architecture registry.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+from skorch.callbacks import EarlyStopping
+
+from ._callbacks import DivergenceGuard, TaskValidationLoss
+from ._loss import MultiTaskLoss
+from ._net import AcceleratedMMoENet, BatchIterator, MMoENet
+from .architectures import ARCHITECTURES
+
+
+def _silent(*args, **kwargs):
+    """Sink for skorch messages when ``verbose=0`` (picklable, unlike a lambda)."""
+
+
+def build_net(hyper, *, n_features, encoder, target_names, task_weights):
+    """An uninitialised skorch net for these hyperparameters and targets.
+
+    Parameters
+    ----------
+    hyper : dict
+        The estimator's validated hyperparameters (``_check_hyperparameters``):
+        every constructor parameter, with widths as lists of int and the
+        optimizer as a class.
+    n_features : int
+        Input width of the network.
+    encoder : TaskEncoder
+        The fitted target encoder (task types and output widths).
+    target_names : array-like of str
+        Task names, for the per-task validation losses.
+    task_weights : list of float or None
+        Validated fixed task weights (None with ``"uncertainty"`` or equal weights).
+
+    Returns
+    -------
+    net : MMoENet
+    """
+    architecture = ARCHITECTURES[hyper["architecture"]]
+    uncertainty = isinstance(hyper["task_weights"], str)
+    callbacks = [copy.deepcopy(cb) for cb in (hyper["callbacks"] or [])]
+    callbacks.append(
+        (
+            "divergence_guard",
+            DivergenceGuard(
+                None if uncertainty else _constant_loss(encoder, task_weights), hyper["lr"]
+            ),
+        )
+    )
+    if hyper["early_stopping"]:
+        names = [str(name) for name in target_names]
+        callbacks.append(("task_valid_loss", TaskValidationLoss(names)))
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(
+                    monitor="valid_loss",
+                    patience=hyper["n_iter_no_change"],
+                    threshold=hyper["tol"],
+                    threshold_mode="abs",
+                    load_best=True,
+                    sink=print if hyper["verbose"] else _silent,
+                ),
+            )
+        )
+    extra = {}
+    net_class = MMoENet
+    accelerator = hyper["accelerator"]
+    if accelerator is not None:
+        net_class = AcceleratedMMoENet
+        extra = {
+            "accelerator": accelerator,
+            # each process trains on its share of every epoch's batches;
+            # validation is not split, so every process stops alike
+            "iterator_train__num_shards": accelerator.num_processes,
+            "iterator_train__shard": accelerator.process_index,
+        }
+    module_kwargs = {
+        f"module__{name}": value for name, value in architecture.module_kwargs(hyper).items()
+    }
+    return net_class(
+        **extra,
+        module=architecture.module,
+        module__n_features=n_features,
+        module__output_widths=encoder.output_widths,
+        **module_kwargs,
+        criterion=MultiTaskLoss,
+        criterion__task_types=list(encoder.task_types),
+        criterion__output_widths=encoder.output_widths,
+        criterion__task_weights=task_weights,
+        criterion__uncertainty=uncertainty,
+        optimizer=hyper["optimizer"],
+        lr=hyper["lr"],
+        optimizer__weight_decay=hyper["weight_decay"],
+        max_epochs=hyper["max_epochs"],
+        batch_size=hyper["batch_size"],
+        iterator_train=BatchIterator,
+        iterator_train__shuffle=True,
+        iterator_valid=BatchIterator,
+        train_split=None,
+        callbacks=callbacks,
+        device=hyper["device"],
+        verbose=hyper["verbose"],
+    )
+
+
+def _constant_loss(encoder, task_weights):
+    """Loss of a constant prediction: 1 per standardised regression target, log C per C classes."""
+    per_task = [max(1.0, math.log(w)) if w > 1 else 1.0 for w in encoder.output_widths]
+    weights = task_weights or [1.0] * len(per_task)
+    return sum(w * b for w, b in zip(weights, per_task))
