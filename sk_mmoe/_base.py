@@ -9,31 +9,28 @@ methods they expose.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
     check_is_fitted,
     validate_data,
 )
-from skorch.callbacks import Callback
 from skorch.helper import predefined_split
 from skorch.history import History
 
 from . import _persistence
 from ._factory import build_net
-from ._modules import ACTIVATIONS
+from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
+from ._hyperparameters import PARAMETER_CONSTRAINTS, check_hyperparameters, check_task_weights
+from ._inference import check_float32_range, run_module, stack_tasks
 from ._net import TensorDataset, as_tensor, seeded
 from ._targets import (
     TaskEncoder,
@@ -43,63 +40,12 @@ from ._targets import (
     split_columns,
 )
 from ._task_types import REGRESSION
-from .architectures import ARCHITECTURES
-
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,
-}
-
-#: rows per forward pass at prediction time
-PREDICT_BATCH_SIZE = 4096
-#: smaller chunks are zero-padded to this many rows: BLAS picks other kernels
-#: (another summation order) for very small matrices, and a row's prediction
-#: must not depend on how many rows it was predicted with
-MIN_PREDICT_ROWS = 64
-
-
-#: training rows the gate-collapse check looks at
-GATE_CHECK_ROWS = 2048
-
-
-class GateCollapseWarning(UserWarning):
-    """A task's gate puts nearly all its weight on one expert."""
 
 
 class _BaseMMoE(BaseEstimator):
     """Shared implementation of the sk_mmoe estimators; not public."""
 
-    _parameter_constraints: dict = {
-        # a live view of the registry: a newly registered architecture is valid
-        "architecture": [StrOptions(ARCHITECTURES.keys())],
-        "n_experts": [Interval(Integral, 1, None, closed="left")],
-        "expert_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "tower_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "gate_dropout": [Interval(Real, 0, 1, closed="left")],
-        "gate_collapse_threshold": [None, Interval(Real, 0, 1, closed="right")],
-        "task_weights": [None, "array-like", StrOptions({"uncertainty"})],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "missing_targets": [StrOptions({"error", "ignore"})],
-        "callbacks": [None, list],
-        "device": [str, torch.device],
-        "accelerator": [None, HasMethods(["prepare", "backward"])],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-    }
+    _parameter_constraints: dict = dict(PARAMETER_CONSTRAINTS)
 
     def __init__(
         self,
@@ -225,7 +171,7 @@ class _BaseMMoE(BaseEstimator):
             tasks; object dtype when the tasks' types differ; 1-D when the
             estimator was fitted on 1-D ``y``.
         """
-        return self._stack(self._decoded(X))
+        return stack_tasks(self._decoded(X), self._single_output)
 
     def score(self, X, y, sample_weight=None):
         """Mean over tasks of R² (regression tasks) and accuracy (the others).
@@ -270,7 +216,7 @@ class _BaseMMoE(BaseEstimator):
             dtype=(np.float32, np.float64),
             ensure_min_samples=2,
         )
-        _check_float32_range(X)
+        check_float32_range(X)
         columns, names, single_output = split_columns(y)
         check_consistent_length(X, columns[0])
         labels = (
@@ -392,57 +338,10 @@ class _BaseMMoE(BaseEstimator):
 
     # ------------------------------------------------------------ validation
     def _check_hyperparameters(self):
-        """Checks that ``_parameter_constraints`` cannot express."""
-        expert_units = _units(self.expert_units, "expert_units", allow_empty=False)
-        tower_units = _units(self.tower_units, "tower_units", allow_empty=True)
-        optimizer = self.optimizer
-        if isinstance(optimizer, str):
-            optimizer = OPTIMIZERS[optimizer]
-        elif not issubclass(optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                "optimizer must be one of "
-                f"{sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass, got {optimizer!r}."
-            )
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available.")
-        if self.accelerator is not None and getattr(self.accelerator, "device_placement", False):
-            raise ValueError(
-                "accelerator must be created with device_placement=False; pass each "
-                "process's device as device=str(accelerator.device)."
-            )
-        for cb in self.callbacks or []:
-            obj = cb[1] if isinstance(cb, tuple) and len(cb) == 2 else cb
-            if not isinstance(obj, Callback):
-                raise TypeError(
-                    "callbacks must be skorch Callback instances or (name, Callback) "
-                    f"pairs, got {cb!r}."
-                )
-        return {
-            **self.get_params(deep=False),
-            "expert_units": expert_units,
-            "tower_units": tower_units,
-            "optimizer": optimizer,
-        }
+        return check_hyperparameters(self.get_params(deep=False))
 
     def _check_task_weights(self, n_tasks):
-        if self.task_weights is None or isinstance(self.task_weights, str):
-            return None
-        try:
-            weights = np.asarray(self.task_weights, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"task_weights must be numbers, got {self.task_weights!r}.") from None
-        if weights.ndim != 1 or len(weights) != n_tasks:
-            raise ValueError(f"task_weights has {weights.size} entries but y has {n_tasks} tasks.")
-        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.any():
-            raise ValueError(
-                "task_weights must be finite, non-negative and not all zero, got "
-                f"{weights.tolist()}."
-            )
-        return weights.tolist()
+        return check_task_weights(self.task_weights, n_tasks)
 
     # ------------------------------------------------------------- inference
     def _forward(self, X, method="forward"):
@@ -453,8 +352,8 @@ class _BaseMMoE(BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
-        _check_float32_range(X)
-        out = self._run_module(X, method)
+        check_float32_range(X)
+        out = run_module(self.module_, method, X, self.net_.device)
         if not np.isfinite(out).all():
             warnings.warn(
                 "The network produced non-finite outputs (overflow) for some rows; "
@@ -464,36 +363,9 @@ class _BaseMMoE(BaseEstimator):
             )
         return out
 
-    def _run_module(self, X, method):
-        """``_forward`` on an already validated array."""
-        fn = getattr(self.module_, method)
-        device = self.net_.device
-        self.module_.eval()
-        with torch.inference_mode():
-            if len(X) <= PREDICT_BATCH_SIZE:
-                return _run_chunk(fn, X, device)  # one chunk: no buffer to fill
-            out = None
-            for start in range(0, len(X), PREDICT_BATCH_SIZE):
-                result = _run_chunk(fn, X[start : start + PREDICT_BATCH_SIZE], device)
-                if out is None:
-                    out = np.empty((len(X), *result.shape[1:]), dtype=np.float32)
-                out[start : start + len(result)] = result
-        return out
-
     def _decoded(self, X):
         outputs = self._forward(X)
         return self.target_encoder_.decode(outputs)
-
-    def _stack(self, per_task):
-        """``(n, T)`` array from per-task 1-D arrays (1-D for single-output y)."""
-        if self._single_output:
-            return per_task[0]
-        dtypes = {col.dtype for col in per_task}
-        dtype = dtypes.pop() if len(dtypes) == 1 else object
-        out = np.empty((len(per_task[0]), len(per_task)), dtype=dtype)
-        for j, col in enumerate(per_task):
-            out[:, j] = col
-        return out
 
     def gate_weights(self, X):
         """Mixture weights of each task's gate over the experts.
@@ -627,42 +499,17 @@ class _BaseMMoE(BaseEstimator):
             when it weighs all experts equally); ``top_expert`` and
             ``top_weight`` the expert with the largest mean weight.
         """
-        return self._gate_summary(self.gate_weights(X))
-
-    def _gate_summary(self, weights):
-        mean = weights.mean(axis=0)  # (n, T, E) -> (T, E)
-        experts = list(self.module_.expert_names)
-        entropy = -(weights * np.log(np.clip(weights, 1e-12, None))).sum(axis=2).mean(axis=0)
-        summary = pd.DataFrame(
-            mean,
-            index=pd.Index([str(n) for n in self.target_names_], name="task"),
-            columns=experts,
-        )
-        summary["entropy"] = entropy
-        summary["top_expert"] = mean.argmax(axis=1)
-        summary["top_weight"] = mean.max(axis=1)
-        return summary
+        return summarize(self.gate_weights(X), self.target_names_, self.module_.expert_names)
 
     def _warn_on_gate_collapse(self, X):
         threshold = self.gate_collapse_threshold
         if threshold is None or not self.module_.has_gates:
             return
-        weights = self._run_module(X[:GATE_CHECK_ROWS], "gate_weights")
-        summary = self._gate_summary(weights.astype(np.float64))
-        collapsed = summary[summary["top_weight"] > threshold]
-        if len(collapsed):
-            details = ", ".join(
-                f"{task} -> {self.module_.expert_names[int(row.top_expert)]} "
-                f"({row.top_weight:.2f})"
-                for task, row in collapsed.iterrows()
-            )
-            warnings.warn(
-                f"Gate collapse: the gate of {details} puts more than "
-                f"gate_collapse_threshold={threshold} of its weight on one expert. "
-                "Consider gate_dropout > 0 (e.g. 0.1), fewer experts, or a lower lr.",
-                GateCollapseWarning,
-                stacklevel=5,
-            )
+        weights = run_module(self.module_, "gate_weights", X[:GATE_CHECK_ROWS], self.net_.device)
+        summary = summarize(
+            weights.astype(np.float64), self.target_names_, self.module_.expert_names
+        )
+        warn_on_collapse(summary, threshold, self.module_.expert_names, stacklevel=5)
 
     def _score_tasks(self, X, y, sample_weight):
         """Mean over tasks of R² (regression) or accuracy (classification).
@@ -694,34 +541,3 @@ class _BaseMMoE(BaseEstimator):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
-
-
-def _run_chunk(fn, X, device):
-    """``fn`` on the rows of ``X`` as float32 numpy; small chunks zero-padded."""
-    chunk = as_tensor(X).to(device=device, dtype=torch.float32)
-    n_rows = len(chunk)
-    if n_rows < MIN_PREDICT_ROWS:
-        chunk = torch.nn.functional.pad(chunk, (0, 0, 0, MIN_PREDICT_ROWS - n_rows))
-    return fn(chunk)[:n_rows].cpu().numpy()
-
-
-def _check_float32_range(X):
-    """The network computes in float32: larger values would become infinite."""
-    limit = np.finfo(np.float32).max
-    # max and min rather than abs: no temporary copy of X
-    if X.dtype == np.float64 and X.size and (X.max() > limit or X.min() < -limit):
-        raise ValueError(
-            f"X contains values beyond the float32 range (|x| > {limit:.3g}); the "
-            "network computes in float32. Scale X (e.g. StandardScaler)."
-        )
-
-
-def _units(value, name, allow_empty):
-    """Hidden widths as a list of positive ints."""
-    values = [value] if isinstance(value, numbers.Integral) else list(value)
-    if not values and not allow_empty:
-        raise ValueError(f"{name} must have at least one layer width, got {value!r}.")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be positive integers, got {value!r}.")
-    return [int(v) for v in values]
