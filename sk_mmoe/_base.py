@@ -52,6 +52,11 @@ class _BaseMMoE(BaseEstimator):
         *,
         architecture="mmoe",
         n_experts=8,
+        n_task_experts=1,
+        n_levels=2,
+        categorical_features="from_dtype",
+        embedding_dim="auto",
+        min_frequency=1,
         expert_units=(64,),
         tower_units=(32,),
         activation="relu",
@@ -78,6 +83,11 @@ class _BaseMMoE(BaseEstimator):
     ):
         self.architecture = architecture
         self.n_experts = n_experts
+        self.n_task_experts = n_task_experts
+        self.n_levels = n_levels
+        self.categorical_features = categorical_features
+        self.embedding_dim = embedding_dim
+        self.min_frequency = min_frequency
         self.expert_units = expert_units
         self.tower_units = tower_units
         self.activation = activation

@@ -25,7 +25,26 @@ architecture : {"mmoe", "moe", "shared_bottom"}, default="mmoe"
     ``"moe"``: one gate shared by all tasks. ``"shared_bottom"``: one
     shared MLP (of widths ``expert_units``) under the task towers.
 n_experts : int, default=8
-    Number of experts (ignored by ``"shared_bottom"``).
+    Number of experts (ignored by ``"shared_bottom"``); for ``"cgc"`` and
+    ``"ple"`` the number of shared experts per level.
+n_task_experts : int, default=1
+    ``"cgc"`` and ``"ple"`` only (ignored by the others): experts of each
+    task per level.
+n_levels : int, default=2
+    ``"ple"`` only (ignored by the others): number of extraction levels;
+    ``"cgc"`` is one level.
+categorical_features : "from_dtype", array-like or None, default="from_dtype"
+    Which columns of ``X`` are categorical and get a learned embedding, as
+    in ``HistGradientBoostingClassifier``: ``"from_dtype"`` (the category,
+    object, string and bool columns of a DataFrame; none of a numeric
+    array), column names, indices or a boolean mask, or None for none.
+embedding_dim : int, dict or "auto", default="auto"
+    Embedding width of each categorical column: one int for all, a dict
+    by column name, or ``"auto"``, a rule growing with the number of
+    categories (see Notes of the user guide).
+min_frequency : int, default=1
+    Categories seen in fewer than this many training rows share one
+    embedding (the "rare" index) with the categories never seen in fit.
 expert_units : tuple of int, default=(64,)
     Hidden widths of each expert; the last is the expert output width.
 tower_units : tuple of int, default=(32,)
@@ -370,6 +389,11 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
         task_types="auto",
         architecture="mmoe",
         n_experts=8,
+        n_task_experts=1,
+        n_levels=2,
+        categorical_features="from_dtype",
+        embedding_dim="auto",
+        min_frequency=1,
         expert_units=(64,),
         tower_units=(32,),
         activation="relu",
@@ -397,6 +421,11 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
         super().__init__(
             architecture=architecture,
             n_experts=n_experts,
+            n_task_experts=n_task_experts,
+            n_levels=n_levels,
+            categorical_features=categorical_features,
+            embedding_dim=embedding_dim,
+            min_frequency=min_frequency,
             expert_units=expert_units,
             tower_units=tower_units,
             activation=activation,

@@ -30,6 +30,11 @@ PARAMETER_CONSTRAINTS = {
     # a live view of the registry: a newly registered architecture is valid
     "architecture": [StrOptions(ARCHITECTURES.keys())],
     "n_experts": [Interval(Integral, 1, None, closed="left")],
+    "n_task_experts": [Interval(Integral, 1, None, closed="left")],
+    "n_levels": [Interval(Integral, 1, None, closed="left")],
+    "categorical_features": [None, StrOptions({"from_dtype"}), "array-like"],
+    "embedding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), dict],
+    "min_frequency": [Interval(Integral, 1, None, closed="left")],
     "expert_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
     "tower_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
     "activation": [StrOptions(set(ACTIVATIONS))],
