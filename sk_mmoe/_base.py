@@ -12,11 +12,13 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
@@ -31,6 +33,7 @@ from ._factory import build_net
 from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
 from ._hyperparameters import PARAMETER_CONSTRAINTS, check_hyperparameters, check_task_weights
 from ._inference import check_float32_range, run_module, stack_tasks
+from ._inputs import InputEncoder, resolve_categorical
 from ._net import TensorDataset, as_tensor, seeded
 from ._targets import (
     TaskEncoder,
@@ -57,6 +60,7 @@ class _BaseMMoE(BaseEstimator):
         categorical_features="from_dtype",
         embedding_dim="auto",
         min_frequency=1,
+        numeric_scaling="auto",
         expert_units=(64,),
         tower_units=(32,),
         activation="relu",
@@ -88,6 +92,7 @@ class _BaseMMoE(BaseEstimator):
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
         self.min_frequency = min_frequency
+        self.numeric_scaling = numeric_scaling
         self.expert_units = expert_units
         self.tower_units = tower_units
         self.activation = activation
@@ -219,14 +224,7 @@ class _BaseMMoE(BaseEstimator):
             )
         continuing = hasattr(self, "net_") and (incremental or self.warm_start)
         hyper = self._check_hyperparameters()
-        X = validate_data(
-            self,
-            X,
-            reset=not continuing,
-            dtype=(np.float32, np.float64),
-            ensure_min_samples=2,
-        )
-        check_float32_range(X)
+        X = self._prepare_X(X, reset=not continuing)
         columns, names, single_output = split_columns(y)
         check_consistent_length(X, columns[0])
         labels = (
@@ -268,7 +266,8 @@ class _BaseMMoE(BaseEstimator):
         targets = np.concatenate([encoded, sample_weight[:, None]], axis=1)
         n_epochs_done = len(self.net_.history) if continuing else 0
         seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max
-        train, valid = self._datasets(as_tensor(X32), torch.from_numpy(targets), seed)
+        rows = X32 if issparse(X32) else as_tensor(X32)
+        train, valid = self._datasets(rows, torch.from_numpy(targets), seed)
 
         net = (
             self.net_
@@ -279,6 +278,7 @@ class _BaseMMoE(BaseEstimator):
                 encoder=encoder,
                 target_names=target_names,
                 task_weights=task_weights,
+                inputs=self.input_encoder_,
             )
         )
         net.train_split = predefined_split(valid) if valid is not None else None
@@ -291,12 +291,19 @@ class _BaseMMoE(BaseEstimator):
                 # the split holds the training data: a fitted net must not keep it
                 net.train_split = None
 
-        self._set_fitted(net, encoder, seed0, target_names, single_output)
+        self._set_fitted(net, encoder, seed0, target_names, single_output, self.input_encoder_)
         self._warn_on_gate_collapse(X)
         return self
 
-    def _set_fitted(self, net, encoder, random_seed, target_names, single_output):
+    def _set_fitted(self, net, encoder, random_seed, target_names, single_output, inputs):
         """Set the fitted attributes (after training, or when loading a file)."""
+        self.input_encoder_ = inputs
+        if inputs is not None and inputs.categories_:
+            self.is_categorical_ = inputs.is_categorical.copy()
+            names = getattr(self, "feature_names_in_", np.arange(self.n_features_in_))
+            self.categories_ = dict(zip(names[inputs.is_categorical], inputs.categories_))
+        else:
+            self.is_categorical_ = self.categories_ = None
         self.net_ = net
         self.module_ = net.module_
         self.n_iter_ = len(net.history)
@@ -333,7 +340,7 @@ class _BaseMMoE(BaseEstimator):
     def _datasets(self, X, targets, seed):
         if not self.early_stopping:
             return TensorDataset(X, targets), None
-        n = len(X)
+        n = X.shape[0]
         n_valid = math.ceil(self.validation_fraction * n)
         if n - n_valid < 1:
             raise ValueError(
@@ -347,6 +354,55 @@ class _BaseMMoE(BaseEstimator):
         )
 
     # ------------------------------------------------------------ validation
+    def _prepare_X(self, X, *, reset):
+        """``X`` as the network reads it; on ``reset`` the input encoding is learnt.
+
+        Numbers alone (an array or DataFrame with no categorical column) are
+        validated and used as given, a sparse matrix kept as CSR; ``X`` with
+        categorical columns (or any ``X`` with ``numeric_scaling="standard"``)
+        is encoded by ``input_encoder_`` (see :mod:`sk_mmoe._inputs`).
+        """
+        if reset:
+            self.input_encoder_ = self._new_input_encoder(X)
+        if self.input_encoder_ is None:
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=(np.float32, np.float64),
+                accept_sparse="csr",
+                ensure_min_samples=2 if reset else 1,
+            )
+            check_float32_range(X)
+            return X
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        X = X if isinstance(X, pd.DataFrame) else _as_2d(X)
+        _check_min_samples(X, 2 if reset else 1)
+        names = getattr(self, "feature_names_in_", None)
+        if reset:
+            self.input_encoder_.fit(X, names)
+        return self.input_encoder_.transform(X, names)
+
+    def _new_input_encoder(self, X):
+        """An unfitted encoder for categorical columns or scaling; None for plain numbers."""
+        if issparse(X):
+            if resolve_categorical(X, self.categorical_features, None) is not None:
+                raise ValueError(
+                    "categorical_features cannot be used with a sparse X; pass a DataFrame, "
+                    "or one-hot encode the categorical columns."
+                )
+            return None
+        raw = X if isinstance(X, pd.DataFrame) else _as_2d(X)
+        mask = resolve_categorical(raw, self.categorical_features, getattr(raw, "columns", None))
+        if mask is None and self.numeric_scaling != "standard":
+            return None
+        return InputEncoder(
+            mask if mask is not None else np.zeros(raw.shape[1], dtype=bool),
+            self.embedding_dim,
+            self.min_frequency,
+            scale_numeric=self.numeric_scaling is not None,
+        )
+
     def _check_hyperparameters(self):
         return check_hyperparameters(self.get_params(deep=False))
 
@@ -361,8 +417,7 @@ class _BaseMMoE(BaseEstimator):
         (``(n, T, E)``).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
-        check_float32_range(X)
+        X = self._prepare_X(X, reset=False)
         out = run_module(self.module_, method, X, self.net_.device)
         if not np.isfinite(out).all():
             warnings.warn(
@@ -424,12 +479,13 @@ class _BaseMMoE(BaseEstimator):
             "target_names_": [str(n) for n in self.target_names_],
             "single_output": bool(self._single_output),
             "random_seed_": int(self.random_seed_),
+            "inputs": None if self.input_encoder_ is None else self.input_encoder_.to_dict(),
         }
         _persistence.save(
             path,
             _persistence.Saved(
                 class_name=type(self).__name__,
-                params=self.get_params(deep=False),
+                params=_plain_params(self.get_params(deep=False)),
                 fitted=fitted,
                 encoder=self.target_encoder_,
                 history=self.net_.history.to_list(),
@@ -466,12 +522,15 @@ class _BaseMMoE(BaseEstimator):
             fitted = saved.fitted
             names = np.asarray(fitted["target_names_"], dtype=object)
             estimator.n_features_in_ = fitted["n_features_in_"]
+            inputs = fitted.get("inputs")
+            inputs = None if inputs is None else InputEncoder.from_dict(inputs)
             net = build_net(
                 estimator._check_hyperparameters(),
                 n_features=estimator.n_features_in_,
                 encoder=saved.encoder,
                 target_names=names,
                 task_weights=estimator._check_task_weights(fitted["n_tasks_"]),
+                inputs=inputs,
             )
             net.initialize()
             try:
@@ -485,7 +544,12 @@ class _BaseMMoE(BaseEstimator):
             if fitted["feature_names_in_"] is not None:
                 estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
             estimator._set_fitted(
-                net, saved.encoder, fitted["random_seed_"], names, fitted["single_output"]
+                net,
+                saved.encoder,
+                fitted["random_seed_"],
+                names,
+                fitted["single_output"],
+                inputs,
             )
         except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(f"{path} is not a valid sk_mmoe file: missing or bad {exc}") from None
@@ -550,4 +614,30 @@ class _BaseMMoE(BaseEstimator):
         tags.target_tags.required = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
+        tags.input_tags.sparse = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
         return tags
+
+
+def _as_2d(X):
+    """An array-like as a 2-D array, without converting its values (they may be strings)."""
+    return check_array(
+        X, dtype=None, ensure_all_finite=False, ensure_min_samples=0, input_name="X"
+    )
+
+
+def _check_min_samples(X, minimum):
+    if X.shape[0] < minimum:
+        raise ValueError(
+            f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) while a minimum of "
+            f"{minimum} is required."
+        )
+
+
+def _plain_params(params):
+    """``get_params`` with an array ``categorical_features`` as a list, for the file."""
+    spec = params.get("categorical_features")
+    if spec is not None and not isinstance(spec, str):
+        params = {**params, "categorical_features": np.asarray(spec).tolist()}
+    return params

@@ -6,6 +6,7 @@ import inspect
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.utils import ClassifierTags, RegressorTags
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -40,11 +41,23 @@ categorical_features : "from_dtype", array-like or None, default="from_dtype"
     array), column names, indices or a boolean mask, or None for none.
 embedding_dim : int, dict or "auto", default="auto"
     Embedding width of each categorical column: one int for all, a dict
-    by column name, or ``"auto"``, a rule growing with the number of
-    categories (see Notes of the user guide).
+    by column name (other columns get ``"auto"``), or ``"auto"``:
+    ``round(1.6 * n_codes ** 0.56)`` capped at 32, where ``n_codes`` is the
+    column's number of categories plus 2 ("missing" and "other"); e.g. 2 for
+    a boolean column, 6 for 8 categories, 21 for 100.
 min_frequency : int, default=1
     Categories seen in fewer than this many training rows share one
-    embedding (the "rare" index) with the categories never seen in fit.
+    embedding (code "other") with the categories never seen in fit; that
+    embedding starts at zero and is learnt from the rare categories. A
+    missing value (NaN, None, ``pd.NA``) in a categorical column is a
+    category of its own.
+numeric_scaling : {"auto", "standard"} or None, default="auto"
+    Standardisation of the numeric columns inside the estimator (mean and
+    scale learnt in ``fit``, saved with the model). ``"auto"``: when ``X``
+    has categorical columns, so a raw DataFrame of ages and dollar amounts
+    trains as well as after a ``StandardScaler``; an all-numeric ``X``
+    (array or DataFrame) is used as given, like a plain MLP would.
+    ``"standard"``: always. None: never.
 expert_units : tuple of int, default=(64,)
     Hidden widths of each expert; the last is the expert output width.
 tower_units : tuple of int, default=(32,)
@@ -119,6 +132,17 @@ n_features_in_ : int
     Number of input columns seen in ``fit``.
 feature_names_in_ : ndarray of shape (n_features_in_,)
     Defined only when ``X`` has string column names.
+is_categorical_ : ndarray of bool of shape (n_features_in_,) or None
+    Which input columns were treated as categorical (embedded); None when
+    none were.
+categories_ : dict or None
+    For each categorical column (by name, or by index for an array), the
+    categories that have their own embedding, in code order; None when no
+    column is categorical. Kept by ``partial_fit`` and ``warm_start``:
+    categories that first appear later map to "other".
+input_encoder_ : object or None
+    The fitted input encoding (categories, embedding widths, numeric
+    scaling); None when ``X`` is used as given.
 n_tasks_ : int
     Number of tasks (target columns).
 target_names_ : ndarray of shape (n_tasks_,)
@@ -394,6 +418,7 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
         categorical_features="from_dtype",
         embedding_dim="auto",
         min_frequency=1,
+        numeric_scaling="auto",
         expert_units=(64,),
         tower_units=(32,),
         activation="relu",
@@ -426,6 +451,7 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
             categorical_features=categorical_features,
             embedding_dim=embedding_dim,
             min_frequency=min_frequency,
+            numeric_scaling=numeric_scaling,
             expert_units=expert_units,
             tower_units=tower_units,
             activation=activation,
@@ -482,3 +508,11 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
         """``"regression"``, ``"binary"`` or ``"multiclass"`` per task."""
         check_is_fitted(self)
         return list(self.target_encoder_.task_types)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # classification tasks are possible (predict_proba): describe them as
+        # the classifier does, without making this estimator a classifier
+        tags.classifier_tags = ClassifierTags(multi_label=True, poor_score=True)
+        tags.regressor_tags = RegressorTags(poor_score=True)
+        return tags

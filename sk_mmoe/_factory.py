@@ -14,6 +14,7 @@ from skorch.callbacks import EarlyStopping
 
 from ._callbacks import DivergenceGuard, TaskValidationLoss
 from ._loss import MultiTaskLoss
+from ._modules import EmbeddingNetwork
 from ._net import AcceleratedMMoENet, BatchIterator, MMoENet
 from .architectures import ARCHITECTURES
 
@@ -22,7 +23,7 @@ def _silent(*args, **kwargs):
     """Sink for skorch messages when ``verbose=0`` (picklable, unlike a lambda)."""
 
 
-def build_net(hyper, *, n_features, encoder, target_names, task_weights):
+def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=None):
     """An uninitialised skorch net for these hyperparameters and targets.
 
     Parameters
@@ -39,6 +40,10 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights):
         Task names, for the per-task validation losses.
     task_weights : list of float or None
         Validated fixed task weights (None with ``"uncertainty"`` or equal weights).
+    inputs : InputEncoder or None
+        The fitted input encoder when ``X`` has categorical columns: the
+        architecture's network is then wrapped in an
+        :class:`~sk_mmoe._modules.EmbeddingNetwork`.
 
     Returns
     -------
@@ -86,9 +91,18 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights):
     module_kwargs = {
         f"module__{name}": value for name, value in architecture.module_kwargs(hyper).items()
     }
+    module = architecture.module
+    if inputs is not None and inputs.categories_:
+        module_kwargs.update(
+            module__network=module,
+            module__n_numeric=inputs.n_numeric,
+            module__cardinalities=inputs.cardinalities,
+            module__embedding_dims=inputs.embedding_dims_,
+        )
+        module = EmbeddingNetwork
     return net_class(
         **extra,
-        module=architecture.module,
+        module=module,
         module__n_features=n_features,
         module__output_widths=encoder.output_widths,
         **module_kwargs,

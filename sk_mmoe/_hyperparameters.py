@@ -35,6 +35,7 @@ PARAMETER_CONSTRAINTS = {
     "categorical_features": [None, StrOptions({"from_dtype"}), "array-like"],
     "embedding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), dict],
     "min_frequency": [Interval(Integral, 1, None, closed="left")],
+    "numeric_scaling": [None, StrOptions({"auto", "standard"})],
     "expert_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
     "tower_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
     "activation": [StrOptions(set(ACTIVATIONS))],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 
 from ._net import as_tensor
 
@@ -26,21 +27,27 @@ def run_module(module, method, X, device):
     ``X`` is validated numeric input; the module is put in eval mode.
     """
     fn = getattr(module, method)
+    n_rows = X.shape[0]
     module.eval()
     with torch.inference_mode():
-        if len(X) <= PREDICT_BATCH_SIZE:
+        if n_rows <= PREDICT_BATCH_SIZE:
             return _run_chunk(fn, X, device)  # one chunk: no buffer to fill
         out = None
-        for start in range(0, len(X), PREDICT_BATCH_SIZE):
+        for start in range(0, n_rows, PREDICT_BATCH_SIZE):
             result = _run_chunk(fn, X[start : start + PREDICT_BATCH_SIZE], device)
             if out is None:
-                out = np.empty((len(X), *result.shape[1:]), dtype=np.float32)
+                out = np.empty((n_rows, *result.shape[1:]), dtype=np.float32)
             out[start : start + len(result)] = result
     return out
 
 
 def _run_chunk(fn, X, device):
-    """``fn`` on the rows of ``X`` as float32 numpy; small chunks zero-padded."""
+    """``fn`` on the rows of ``X`` as float32 numpy; small chunks zero-padded.
+
+    A sparse ``X`` is densified here, one chunk at a time.
+    """
+    if issparse(X):
+        X = X.toarray()
     chunk = as_tensor(X).to(device=device, dtype=torch.float32)
     n_rows = len(chunk)
     if n_rows < MIN_PREDICT_ROWS:

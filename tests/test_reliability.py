@@ -93,10 +93,10 @@ BAD_INPUT = [
         "could not convert",
     ),
     (
-        "sparse X",
-        lambda: MMoERegressor(**FAST).fit(sp.csr_matrix(X), Y),
-        TypeError,
-        "dense data is required",
+        "sparse X with categorical columns",
+        lambda: MMoERegressor(categorical_features=[0], **FAST).fit(sp.csr_matrix(X), Y),
+        ValueError,
+        "categorical_features cannot be used with a sparse X",
     ),
     ("sparse y", lambda: MMoERegressor(**FAST).fit(X, sp.csr_matrix(Y)), TypeError, "dense"),
     (
