@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GateWeightsDisplay"]
+__all__ = ["GateWeightsDisplay", "MultiTaskGainDisplay"]
 
 
 def _import_pyplot():
@@ -225,3 +225,146 @@ def _labels(names, n, parameter, template):
     if len(names) != n:
         raise ValueError(f"{parameter} has {len(names)} entries, expected {n}.")
     return names
+
+
+class MultiTaskGainDisplay:
+    """Gain of a multi-task model over per-task baselines, task by task.
+
+    One horizontal bar per task and baseline: the mean over the folds of the
+    multi-task model's score minus the baseline's, with its 95% t-interval
+    as an error bar. Bars left of zero (the multi-task model loses) are
+    drawn in red. Build it with :meth:`from_estimator` (which runs
+    :func:`~sk_mmoe.model_selection.multitask_gain`) or :meth:`from_result`.
+
+    Parameters
+    ----------
+    gains : pandas.DataFrame
+        The ``gains`` table of :func:`~sk_mmoe.model_selection.multitask_gain`:
+        indexed by ``(baseline, task)``, with columns ``mean``, ``ci_low`` and
+        ``ci_high``.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        Axes with the bars.
+    figure_ : matplotlib Figure
+        Figure containing the bars.
+    bars_ : dict
+        Baseline name -> the matplotlib bar container drawn for it.
+
+    See Also
+    --------
+    sk_mmoe.model_selection.multitask_gain : Computes the gains.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sk_mmoe import MMoERegressor
+    >>> from sk_mmoe.datasets import make_mmoe_tasks
+    >>> from sk_mmoe.plotting import MultiTaskGainDisplay
+    >>> X, Y = make_mmoe_tasks(300, n_features=5, correlation=0.9, random_state=0)
+    >>> display = MultiTaskGainDisplay.from_estimator(
+    ...     MMoERegressor(max_epochs=3, random_state=0), X, Y, cv=2)
+    >>> sorted(display.bars_)
+    ['single-task']
+    """
+
+    def __init__(self, gains):
+        self.gains = gains
+
+    def plot(self, ax=None):
+        """Draw the bars.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+
+        Returns
+        -------
+        display : MultiTaskGainDisplay
+            This display, with ``ax_``, ``figure_`` and ``bars_`` set.
+        """
+        plt = _import_pyplot()
+        if ax is None:
+            _, ax = plt.subplots()
+        gains = self.gains
+        baselines = list(dict.fromkeys(gains.index.get_level_values("baseline")))
+        tasks = list(dict.fromkeys(gains.index.get_level_values("task")))
+        height = 0.8 / len(baselines)
+        self.bars_ = {}
+        for b, baseline in enumerate(baselines):
+            rows = gains.loc[baseline].reindex(tasks)
+            mean = rows["mean"].to_numpy()
+            error = np.vstack([mean - rows["ci_low"], rows["ci_high"] - mean])
+            positions = np.arange(len(tasks)) - 0.4 + height * (b + 0.5)
+            self.bars_[baseline] = ax.barh(
+                positions,
+                mean,
+                height=height,
+                xerr=np.nan_to_num(error),
+                color=["tab:red" if m < 0 else "tab:blue" for m in mean],
+                alpha=1.0 - 0.5 * b / max(len(baselines), 1),
+                label=f"vs {baseline}",
+            )
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set(
+            yticks=np.arange(len(tasks)),
+            yticklabels=tasks,
+            xlabel="multi-task score minus baseline score (mean, 95% interval)",
+            ylabel="task",
+        )
+        if len(baselines) > 1:
+            ax.legend()
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        return self
+
+    @classmethod
+    def from_result(cls, result, *, ax=None):
+        """Plot the result of :func:`~sk_mmoe.model_selection.multitask_gain`.
+
+        Parameters
+        ----------
+        result : sklearn.utils.Bunch
+            What ``multitask_gain`` returned.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+
+        Returns
+        -------
+        display : MultiTaskGainDisplay
+            The display, drawn.
+        """
+        return cls(result.gains).plot(ax=ax)
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y, *, ax=None, **gain_kw):
+        """Run :func:`~sk_mmoe.model_selection.multitask_gain` and plot it.
+
+        Parameters
+        ----------
+        estimator : sk_mmoe estimator or Pipeline ending in one
+            The unfitted multi-task model.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Inputs.
+        y : array-like or DataFrame of shape (n_samples, n_tasks)
+            Targets, one column per task.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+        **gain_kw
+            Passed to ``multitask_gain`` (``cv``, ``scoring``, ``baselines``,
+            ``n_jobs``).
+
+        Returns
+        -------
+        display : MultiTaskGainDisplay
+            The display, drawn; ``display.result_`` holds the whole result.
+        """
+        from .model_selection import multitask_gain
+
+        result = multitask_gain(estimator, X, y, **gain_kw)
+        display = cls.from_result(result, ax=ax)
+        display.result_ = result
+        return display

@@ -17,6 +17,7 @@ PUBLIC_MODULES = [
     "sk_mmoe.architectures",
     "sk_mmoe.datasets",
     "sk_mmoe.metrics",
+    "sk_mmoe.model_selection",
     "sk_mmoe.plotting",
 ]
 
