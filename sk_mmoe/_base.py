@@ -405,7 +405,14 @@ class _BaseMMoE(BaseEstimator):
         never runs code, unlike pickle or joblib, which must only be loaded
         from trusted sources. Callbacks and the optimizer state are not
         saved: a loaded estimator predicts identically and, with
-        ``warm_start`` or ``partial_fit``, trains on with a fresh optimizer.
+        ``warm_start`` or ``partial_fit``, trains on with a fresh optimizer
+        (to resume training exactly, see
+        :class:`sk_mmoe.callbacks.TrainingCheckpoint`).
+
+        The write is atomic: the file is written under a temporary name in
+        the same directory, flushed to disk and then renamed over ``path``.
+        If the save fails (a full disk, an interrupt), the temporary file is
+        removed and a file already at ``path`` is left as it was.
 
         Parameters
         ----------
@@ -413,6 +420,23 @@ class _BaseMMoE(BaseEstimator):
             Where to write the file.
         """
         check_is_fitted(self)
+        _persistence.save(
+            path,
+            self._saved(
+                self.net_,
+                self.target_encoder_,
+                self.random_seed_,
+                self.target_names_,
+                self._single_output,
+            ),
+        )
+
+    def _saved(self, net, encoder, random_seed, target_names, single_output):
+        """The :class:`~sk_mmoe._persistence.Saved` record of this estimator with this net.
+
+        Fitted attributes come as arguments, so that a training checkpoint can
+        record a fit in progress.
+        """
         fitted = {
             "n_features_in_": int(self.n_features_in_),
             "feature_names_in_": (
@@ -420,24 +444,21 @@ class _BaseMMoE(BaseEstimator):
                 if hasattr(self, "feature_names_in_")
                 else None
             ),
-            "n_tasks_": int(self.n_tasks_),
-            "target_names_": [str(n) for n in self.target_names_],
-            "single_output": bool(self._single_output),
-            "random_seed_": int(self.random_seed_),
+            "n_tasks_": len(target_names),
+            "target_names_": [str(n) for n in target_names],
+            "single_output": bool(single_output),
+            "random_seed_": int(random_seed),
         }
-        _persistence.save(
-            path,
-            _persistence.Saved(
-                class_name=type(self).__name__,
-                params=self.get_params(deep=False),
-                fitted=fitted,
-                encoder=self.target_encoder_,
-                history=self.net_.history.to_list(),
-                state={
-                    "module": self.net_.module_.state_dict(),
-                    "criterion": self.net_.criterion_.state_dict(),
-                },
-            ),
+        return _persistence.Saved(
+            class_name=type(self).__name__,
+            params=self.get_params(deep=False),
+            fitted=fitted,
+            encoder=encoder,
+            history=net.history.to_list(),
+            state={
+                "module": net.module_.state_dict(),
+                "criterion": net.criterion_.state_dict(),
+            },
         )
 
     @classmethod
@@ -458,9 +479,11 @@ class _BaseMMoE(BaseEstimator):
         ------
         ValueError
             If the file is not an sk_mmoe file of this class, is truncated or
-            altered, or its weights do not fit the saved model.
+            altered, its weights do not fit the saved model, or it is built
+            to exhaust memory (a zip bomb, shapes beyond its weights, deep or
+            duplicate JSON, unexpected or duplicate members).
         """
-        saved = _persistence.load(path, cls.__name__)
+        saved = _persistence.load(path, cls)
         try:
             estimator = cls(**saved.params)
             fitted = saved.fitted
