@@ -8,6 +8,7 @@ methods they expose.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -27,6 +28,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 
 from . import _persistence
+from ._checkpoint import TrainingRun, checkpointing
 from ._factory import build_net
 from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
 from ._hyperparameters import PARAMETER_CONSTRAINTS, check_hyperparameters, check_task_weights
@@ -206,7 +208,7 @@ class _BaseMMoE(BaseEstimator):
         return self._score_tasks(X, y, sample_weight)
 
     # -------------------------------------------------------------- training
-    def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
+    def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None, resume=None):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -217,7 +219,8 @@ class _BaseMMoE(BaseEstimator):
                 "one epoch, so nothing would be stopped and validation_fraction of every "
                 "batch would be held out unused. Set early_stopping=False."
             )
-        continuing = hasattr(self, "net_") and (incremental or self.warm_start)
+        # resume: a checkpoint (sk_mmoe.callbacks.resume_fit) of the fit call to finish
+        continuing = resume is None and hasattr(self, "net_") and (incremental or self.warm_start)
         hyper = self._check_hyperparameters()
         X = validate_data(
             self,
@@ -256,6 +259,8 @@ class _BaseMMoE(BaseEstimator):
         if continuing:
             encoder, seed0 = self.target_encoder_, self.random_seed_
             target_names, single_output = self.target_names_, self._single_output
+        elif resume is not None:
+            encoder, seed0, target_names, single_output = resume.fitted(len(columns))
         else:
             task_types = self._task_types(present, [str(n) for n in target_names])
             encoder = TaskEncoder(task_types, labels)
@@ -267,7 +272,7 @@ class _BaseMMoE(BaseEstimator):
         X32 = X if X.dtype == np.float32 else X.astype(np.float32)
         targets = np.concatenate([encoded, sample_weight[:, None]], axis=1)
         n_epochs_done = len(self.net_.history) if continuing else 0
-        seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max
+        seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max if resume is None else resume.seed
         train, valid = self._datasets(as_tensor(X32), torch.from_numpy(targets), seed)
 
         net = (
@@ -282,11 +287,19 @@ class _BaseMMoE(BaseEstimator):
             )
         )
         net.train_split = predefined_split(valid) if valid is not None else None
+        run = TrainingRun(
+            saved=functools.partial(self._saved, net, encoder, seed0, target_names, single_output),
+            seed=seed,
+            history_start=n_epochs_done,
+            epochs=1 if incremental else self.max_epochs,
+            data=train,
+        )
         with seeded(seed, self.device):
             if not continuing:
                 net.initialize()
             try:
-                net.partial_fit(train, None, epochs=1 if incremental else self.max_epochs)
+                with checkpointing(net, run, resume) as epochs:
+                    net.partial_fit(train, None, epochs=epochs)
             finally:
                 # the split holds the training data: a fitted net must not keep it
                 net.train_split = None
