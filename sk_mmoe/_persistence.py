@@ -222,7 +222,7 @@ def _reading(path, member=""):
             raise
         raise _invalid(path, f"{prefix}{exc}") from None
     except _ZIP_ERRORS as exc:
-        raise _invalid(path, f"{prefix}{exc}") from None
+        raise _invalid(path, f"{prefix}{exc or type(exc).__name__}") from None
 
 
 def _invalid(path, reason):
