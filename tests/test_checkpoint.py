@@ -149,7 +149,8 @@ def test_resume_refuses_a_different_fit(tmp_path):
         resume_fit(MMoERegressor(**params), path, X, Y, sample_weight=WEIGHTS)
     with pytest.raises(ValueError, match="holds a MMoERegressor"):
         resume_fit(MMoEClassifier(**params), path, X, LABELS)
-    model.save(tmp_path / "model.skmmoe")
+    with pytest.warns(UserWarning, match="callbacks are not saved"):
+        model.save(tmp_path / "model.skmmoe")
     with pytest.raises(ValueError, match="not a training checkpoint"):
         resume_fit(MMoERegressor(**params), tmp_path / "model.skmmoe", X, Y)
     with pytest.raises(FileNotFoundError):

@@ -44,8 +44,8 @@ Y = pd.DataFrame(
 )
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 FUZZ = settings(
-    max_examples=60,
-    deadline=None,
+    max_examples=100,
+    deadline=10_000,  # ms: a load takes milliseconds; a hang or a slow path fails
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
