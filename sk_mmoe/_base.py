@@ -8,6 +8,7 @@ methods they expose.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -29,6 +30,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 
 from . import _persistence
+from ._checkpoint import TrainingRun, checkpointing
 from ._factory import build_net
 from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
 from ._hyperparameters import PARAMETER_CONSTRAINTS, check_hyperparameters, check_task_weights
@@ -211,7 +213,7 @@ class _BaseMMoE(BaseEstimator):
         return self._score_tasks(X, y, sample_weight)
 
     # -------------------------------------------------------------- training
-    def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
+    def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None, resume=None):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -222,7 +224,8 @@ class _BaseMMoE(BaseEstimator):
                 "one epoch, so nothing would be stopped and validation_fraction of every "
                 "batch would be held out unused. Set early_stopping=False."
             )
-        continuing = hasattr(self, "net_") and (incremental or self.warm_start)
+        # resume: a checkpoint (sk_mmoe.callbacks.resume_fit) of the fit call to finish
+        continuing = resume is None and hasattr(self, "net_") and (incremental or self.warm_start)
         hyper = self._check_hyperparameters()
         X = self._prepare_X(X, reset=not continuing)
         columns, names, single_output = split_columns(y)
@@ -254,6 +257,8 @@ class _BaseMMoE(BaseEstimator):
         if continuing:
             encoder, seed0 = self.target_encoder_, self.random_seed_
             target_names, single_output = self.target_names_, self._single_output
+        elif resume is not None:
+            encoder, seed0, target_names, single_output = resume.fitted(len(columns))
         else:
             task_types = self._task_types(present, [str(n) for n in target_names])
             encoder = TaskEncoder(task_types, labels)
@@ -265,7 +270,7 @@ class _BaseMMoE(BaseEstimator):
         X32 = X if X.dtype == np.float32 else X.astype(np.float32)
         targets = np.concatenate([encoded, sample_weight[:, None]], axis=1)
         n_epochs_done = len(self.net_.history) if continuing else 0
-        seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max
+        seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max if resume is None else resume.seed
         rows = X32 if issparse(X32) else as_tensor(X32)
         train, valid = self._datasets(rows, torch.from_numpy(targets), seed)
 
@@ -282,11 +287,19 @@ class _BaseMMoE(BaseEstimator):
             )
         )
         net.train_split = predefined_split(valid) if valid is not None else None
+        run = TrainingRun(
+            saved=functools.partial(self._saved, net, encoder, seed0, target_names, single_output),
+            seed=seed,
+            history_start=n_epochs_done,
+            epochs=1 if incremental else self.max_epochs,
+            data=train,
+        )
         with seeded(seed, self.device):
             if not continuing:
                 net.initialize()
             try:
-                net.partial_fit(train, None, epochs=1 if incremental else self.max_epochs)
+                with checkpointing(net, run, resume) as epochs:
+                    net.partial_fit(train, None, epochs=epochs)
             finally:
                 # the split holds the training data: a fitted net must not keep it
                 net.train_split = None
@@ -460,7 +473,14 @@ class _BaseMMoE(BaseEstimator):
         never runs code, unlike pickle or joblib, which must only be loaded
         from trusted sources. Callbacks and the optimizer state are not
         saved: a loaded estimator predicts identically and, with
-        ``warm_start`` or ``partial_fit``, trains on with a fresh optimizer.
+        ``warm_start`` or ``partial_fit``, trains on with a fresh optimizer
+        (to resume training exactly, see
+        :class:`sk_mmoe.callbacks.TrainingCheckpoint`).
+
+        The write is atomic: the file is written under a temporary name in
+        the same directory, flushed to disk and then renamed over ``path``.
+        If the save fails (a full disk, an interrupt), the temporary file is
+        removed and a file already at ``path`` is left as it was.
 
         Parameters
         ----------
@@ -468,6 +488,23 @@ class _BaseMMoE(BaseEstimator):
             Where to write the file.
         """
         check_is_fitted(self)
+        _persistence.save(
+            path,
+            self._saved(
+                self.net_,
+                self.target_encoder_,
+                self.random_seed_,
+                self.target_names_,
+                self._single_output,
+            ),
+        )
+
+    def _saved(self, net, encoder, random_seed, target_names, single_output):
+        """The :class:`~sk_mmoe._persistence.Saved` record of this estimator with this net.
+
+        Fitted attributes come as arguments, so that a training checkpoint can
+        record a fit in progress.
+        """
         fitted = {
             "n_features_in_": int(self.n_features_in_),
             "feature_names_in_": (
@@ -475,25 +512,22 @@ class _BaseMMoE(BaseEstimator):
                 if hasattr(self, "feature_names_in_")
                 else None
             ),
-            "n_tasks_": int(self.n_tasks_),
-            "target_names_": [str(n) for n in self.target_names_],
-            "single_output": bool(self._single_output),
-            "random_seed_": int(self.random_seed_),
-            "inputs": None if self.input_encoder_ is None else self.input_encoder_.to_dict(),
+            "n_tasks_": len(target_names),
+            "target_names_": [str(n) for n in target_names],
+            "single_output": bool(single_output),
+            "random_seed_": int(random_seed),
         }
-        _persistence.save(
-            path,
-            _persistence.Saved(
-                class_name=type(self).__name__,
-                params=_plain_params(self.get_params(deep=False)),
-                fitted=fitted,
-                encoder=self.target_encoder_,
-                history=self.net_.history.to_list(),
-                state={
-                    "module": self.net_.module_.state_dict(),
-                    "criterion": self.net_.criterion_.state_dict(),
-                },
-            ),
+        return _persistence.Saved(
+            class_name=type(self).__name__,
+            params=_plain_params(self.get_params(deep=False)),
+            fitted=fitted,
+            encoder=encoder,
+            history=net.history.to_list(),
+            state={
+                "module": net.module_.state_dict(),
+                "criterion": net.criterion_.state_dict(),
+            },
+            inputs=self.input_encoder_,
         )
 
     @classmethod
@@ -514,16 +548,17 @@ class _BaseMMoE(BaseEstimator):
         ------
         ValueError
             If the file is not an sk_mmoe file of this class, is truncated or
-            altered, or its weights do not fit the saved model.
+            altered, its weights do not fit the saved model, or it is built
+            to exhaust memory (a zip bomb, shapes beyond its weights, deep or
+            duplicate JSON, unexpected or duplicate members).
         """
-        saved = _persistence.load(path, cls.__name__)
+        saved = _persistence.load(path, cls)
         try:
             estimator = cls(**saved.params)
             fitted = saved.fitted
             names = np.asarray(fitted["target_names_"], dtype=object)
             estimator.n_features_in_ = fitted["n_features_in_"]
-            inputs = fitted.get("inputs")
-            inputs = None if inputs is None else InputEncoder.from_dict(inputs)
+            inputs = saved.inputs
             net = build_net(
                 estimator._check_hyperparameters(),
                 n_features=estimator.n_features_in_,

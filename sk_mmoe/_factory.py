@@ -49,7 +49,6 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
     -------
     net : MMoENet
     """
-    architecture = ARCHITECTURES[hyper["architecture"]]
     uncertainty = isinstance(hyper["task_weights"], str)
     callbacks = [copy.deepcopy(cb) for cb in (hyper["callbacks"] or [])]
     callbacks.append(
@@ -88,24 +87,13 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
             "iterator_train__num_shards": accelerator.num_processes,
             "iterator_train__shard": accelerator.process_index,
         }
-    module_kwargs = {
-        f"module__{name}": value for name, value in architecture.module_kwargs(hyper).items()
-    }
-    module = architecture.module
-    if inputs is not None and inputs.categories_:
-        module_kwargs.update(
-            module__network=module,
-            module__n_numeric=inputs.n_numeric,
-            module__cardinalities=inputs.cardinalities,
-            module__embedding_dims=inputs.embedding_dims_,
-        )
-        module = EmbeddingNetwork
+    module, module_kwargs = module_spec(hyper, inputs)
     return net_class(
         **extra,
         module=module,
         module__n_features=n_features,
         module__output_widths=encoder.output_widths,
-        **module_kwargs,
+        **{f"module__{name}": value for name, value in module_kwargs.items()},
         criterion=MultiTaskLoss,
         criterion__task_types=list(encoder.task_types),
         criterion__output_widths=encoder.output_widths,
@@ -124,6 +112,32 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
         device=hyper["device"],
         verbose=hyper["verbose"],
     )
+
+
+def module_spec(hyper, inputs=None):
+    """The torch module class and its keyword arguments besides the widths.
+
+    The registry's architecture, wrapped in an
+    :class:`~sk_mmoe._modules.EmbeddingNetwork` when ``inputs`` (the fitted
+    :class:`~sk_mmoe._inputs.InputEncoder`) has categorical columns.
+    """
+    architecture = ARCHITECTURES[hyper["architecture"]]
+    kwargs = architecture.module_kwargs(hyper)
+    if inputs is None or not inputs.categories_:
+        return architecture.module, kwargs
+    return EmbeddingNetwork, {
+        **kwargs,
+        "network": architecture.module,
+        "n_numeric": inputs.n_numeric,
+        "cardinalities": inputs.cardinalities,
+        "embedding_dims": inputs.embedding_dims_,
+    }
+
+
+def build_module(hyper, n_features, output_widths, inputs=None):
+    """The untrained torch module (as the net builds it; e.g. on the meta device)."""
+    module, kwargs = module_spec(hyper, inputs)
+    return module(n_features, output_widths, **kwargs)
 
 
 def _constant_loss(encoder, task_weights):

@@ -239,8 +239,9 @@ class TaskEncoder:
     def from_dict(cls, data):
         """A fitted encoder from the output of :meth:`to_dict`.
 
-        Raises ``ValueError`` for an unknown task type; ``KeyError`` or
-        ``TypeError`` for malformed data.
+        Raises ``ValueError`` for an unknown task type, a regression task
+        whose statistics are not one number each, or malformed labels;
+        ``KeyError`` or ``TypeError`` for malformed data.
         """
         encoder = cls([t["type"] for t in data["tasks"]], data["names"])
         encoder.encoders_ = []
@@ -252,6 +253,8 @@ class TaskEncoder:
                 scaler.var_ = np.asarray(task["var"], dtype=np.float64)
                 scaler.n_samples_seen_ = np.asarray(task["n_samples_seen"])
                 scaler.n_features_in_ = 1
+                if any(np.shape(a) != (1,) for a in (scaler.mean_, scaler.scale_, scaler.var_)):
+                    raise ValueError("a regression task's mean, scale and var are one number")
                 encoder.encoders_.append(scaler)
             elif task["type"] in (BINARY, MULTICLASS):
                 label_encoder = LabelEncoder()
@@ -337,7 +340,23 @@ def _labels_to_dict(classes):
 
 
 def _labels_from_dict(data):
+    """The labels written by :func:`_labels_to_dict`; ValueError or TypeError if malformed.
+
+    Only the dtypes ``_labels_to_dict`` writes are accepted, and a string
+    dtype no wider than its longest label (a file could otherwise declare
+    a width of gigabytes).
+    """
     dtype, values = data["dtype"], data["values"]
+    if not isinstance(values, list) or not all(
+        isinstance(v, (str, int, float, bool)) for v in values
+    ):
+        raise ValueError("class labels must be a list of str, int, float or bool")
     if dtype == "object":
         return np.asarray(values, dtype=object)
-    return np.asarray(values, dtype=np.dtype(dtype))
+    if not isinstance(dtype, str):
+        raise TypeError(f"class label dtype {dtype!r} is not a string")
+    dtype = np.dtype(dtype)
+    longest = max((len(str(v)) for v in values), default=1)
+    if dtype.kind not in "biufU" or dtype.itemsize > max(8, 4 * longest):
+        raise ValueError(f"class labels of dtype {dtype}")
+    return np.asarray(values, dtype=dtype)

@@ -15,6 +15,7 @@ numpydoc_validate = pytest.importorskip("numpydoc.validate")
 PUBLIC_MODULES = [
     "sk_mmoe",
     "sk_mmoe.architectures",
+    "sk_mmoe.callbacks",
     "sk_mmoe.datasets",
     "sk_mmoe.metrics",
     "sk_mmoe.model_selection",

@@ -310,3 +310,27 @@ def test_sparse_and_dense_give_the_same_predictions():
         early.predict(sp.csr_matrix(dense)),
         MMoERegressor(early_stopping=True, **params).fit(dense, Y).predict(dense),
     )
+
+
+@pytest.mark.parametrize("kind", ["categorical", "sparse"])
+def test_crashed_fit_resumes_bitwise(kind, frame, tmp_path):
+    from skorch.callbacks import Callback
+
+    from sk_mmoe.callbacks import TrainingCheckpoint, resume_fit
+
+    class Crash(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 3:
+                raise RuntimeError("power loss")
+
+    X, y = frame
+    if kind == "sparse":
+        rng = np.random.RandomState(0)
+        X = sp.csr_matrix(rng.normal(size=(len(y), 30)) * (rng.rand(len(y), 30) < 0.2))
+    path = tmp_path / "fit.ckpt"
+    params = fast(max_epochs=5, dropout=0.1)
+    with pytest.raises(RuntimeError, match="power loss"):
+        MMoERegressor(callbacks=[Crash(), TrainingCheckpoint(path)], **params).fit(X, y)
+    resumed = resume_fit(MMoERegressor(**params), path, X, y)
+    expected = MMoERegressor(**params).fit(X, y)
+    np.testing.assert_array_equal(resumed.predict(X), expected.predict(X))
