@@ -371,3 +371,35 @@ def test_learned_weights_survive_save_and_load(method, tmp_path):
         loaded.net_.history[-1, "task_weights"], model.net_.history[-1, "task_weights"]
     )
     assert not np.allclose(loaded.net_.history[-1, "task_weights"], 1.0)
+
+
+@pytest.mark.parametrize("architecture", architecture_names())
+@pytest.mark.parametrize("categorical", [False, True])
+def test_shared_and_task_parameters_split_the_network(architecture, categorical):
+    X_in = pd.DataFrame(X, columns=list("abcde"))
+    if categorical:
+        X_in["kind"] = pd.Categorical(np.where(X[:, 0] > 0, "u", "v"))
+    model = MMoERegressor(architecture=architecture, **fast(max_epochs=1)).fit(X_in, Y)
+    module = model.module_
+    shared, own = module.shared_parameters(), module.task_parameters()
+    everything = {id(p) for p in module.parameters()}
+    assert {id(p) for p in shared} | {id(p) for p in own} == everything
+    assert not {id(p) for p in shared} & {id(p) for p in own}
+    assert {id(p) for p in module.last_shared_parameters()} <= {id(p) for p in shared}
+    if categorical:
+        assert any(p is module.embedding.weight for p in shared)
+    rows = torch.from_numpy(
+        model.input_encoder_.transform(X_in, X_in.columns)
+        if model.input_encoder_ is not None
+        else X.astype(np.float32)
+    )
+    targets = torch.from_numpy(model.target_encoder_.transform(list(Y.T)).astype(np.float32))
+    losses = model.net_.criterion_.task_losses(module(rows.float()), targets)
+    for k, loss in enumerate(losses):
+        grads = torch.autograd.grad(loss, shared + own, retain_graph=True, allow_unused=True)
+        # every task reaches every shared tensor ...
+        assert all(g is not None and g.abs().sum() > 0 for g in grads[: len(shared)])
+        # ... and only its own slice of the towers and heads (batched over tasks)
+        for g in grads[len(shared) :]:
+            others = [j for j in range(len(losses)) if j != k]
+            assert g is None or g[others].abs().sum() == 0
