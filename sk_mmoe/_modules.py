@@ -68,6 +68,72 @@ def _mix_experts(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     return (weights.unsqueeze(-1) * experts.unsqueeze(1)).sum(2)
 
 
+def _drop_experts(weights: torch.Tensor, p: float) -> torch.Tensor:
+    """Drop each expert from each gate's mixture with probability ``p``; renormalise.
+
+    ``(B, G, E) -> (B, G, E)``, rows summing to 1 again. Experts a gate gives
+    no weight (masked, or an underflowed softmax) do not count as kept, and a
+    gate never loses every expert: its heaviest one stays.
+    """
+    n_experts = weights.shape[-1]
+    keep = (torch.rand_like(weights) >= p) & (weights > 0)
+    top = nn.functional.one_hot(weights.argmax(dim=-1), n_experts).bool()
+    keep = keep | (top & ~keep.any(dim=-1, keepdim=True))
+    weights = weights * keep
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
+def _linear_pair(
+    x: torch.Tensor, first: nn.Linear, second: nn.Linear, training: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``first(x)`` and ``second(x)``: two matmuls in training, one in eval mode.
+
+    In eval mode the two weights are stacked ``(out_1 + out_2, d)`` and run
+    as one matmul: this keeps a narrow output (gate logits) out of the narrow
+    matmuls whose BLAS kernel depends on the number of rows (which would make
+    a row's prediction depend on how many rows came with it). In training
+    mode they are two matmuls, which are cheaper to differentiate than the
+    stacking.
+    """
+    if training:
+        return first(x), second(x)
+    weight = torch.cat([first.weight, second.weight])
+    bias = torch.cat([first.bias, second.bias])
+    out = nn.functional.linear(x, weight, bias)  # (B, out_1 + out_2)
+    return out.split([first.out_features, second.out_features], dim=1)
+
+
+#: batched matmuls whose output width is above 4 and not a multiple of this
+#: are computed this much wider (zero columns, sliced off): on AVX-512 the
+#: BLAS kernels for output widths 5-7 and 9-11 gave a row a result that
+#: depended on its position among the rows (so on how rows were batched)
+_BMM_WIDTH_MULTIPLE = 8
+
+
+def _batched_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``k`` affine maps at once: ``(k, B, in) x (k, in, out) + (k, out) -> (k, B, out)``.
+
+    One ``baddbmm`` (bias added inside the matmul call), no permutes; a map
+    with ``in * out`` below ``_BMM_MIN_SIZE`` is a broadcast multiply and sum
+    instead, so that no row count switches it between kernels. An output
+    width that BLAS would handle row-position-dependently is padded to a
+    multiple of ``_BMM_WIDTH_MULTIPLE``.
+    """
+    n_out = weight.shape[2]
+    if weight.shape[1] * n_out < _BMM_MIN_SIZE:
+        # (k, B, i, 1) * (k, 1, i, o) -> sum over i -> (k, B, o)
+        out = (x.unsqueeze(-1) * weight.unsqueeze(1)).sum(-2)
+        return out + bias.unsqueeze(1)
+    pad = -n_out % _BMM_WIDTH_MULTIPLE if n_out > 4 else 0
+    if pad:
+        # (k, i, o) -> (k, i, o + pad) and (k, o) -> (k, o + pad), zeros
+        weight = nn.functional.pad(weight, (0, pad))
+        bias = nn.functional.pad(bias, (0, pad))
+    # bias (k, o) -> (k, 1, o); (k, B, i) x (k, i, o) -> (k, B, o)
+    out = torch.baddbmm(bias.unsqueeze(1), x, weight)
+    return out[..., :n_out] if pad else out
+
+
 class BatchedLinear(nn.Module):
     """``k`` independent linear maps applied in one batched matmul.
 
@@ -93,12 +159,7 @@ class BatchedLinear(nn.Module):
 
         One ``baddbmm`` (bias added inside the matmul call), no permutes.
         """
-        if self.weight.shape[1] * self.weight.shape[2] < _BMM_MIN_SIZE:
-            # (k, B, i, 1) * (k, 1, i, o) -> sum over i -> (k, B, o)
-            out = (x.unsqueeze(-1) * self.weight.unsqueeze(1)).sum(-2)
-            return out + self.bias.unsqueeze(1)
-        # bias (k, o) -> (k, 1, o); (k, B, i) x (k, i, o) -> (k, B, o)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+        return _batched_affine(x, self.weight, self.bias)
 
 
 class BatchedMLP(nn.Module):
@@ -231,6 +292,22 @@ class MultiTaskModule(nn.Module):
         if self.out_index is not None:
             out = out.index_select(1, self.out_index)  # (B, sum C)
         return out
+
+    def expert_labels(self, task_names: Sequence[str]) -> list[str]:
+        """One label per expert for users: ``expert_names``, where the tasks have names.
+
+        Parameters
+        ----------
+        task_names : sequence of str
+            The name of each task, in the order of the outputs.
+
+        Returns
+        -------
+        labels : list of str
+            Here ``expert_names``; architectures with task-specific experts
+            name their owners.
+        """
+        return list(self.expert_names)
 
     def gate_weights(self, x: torch.Tensor, level: int = -1) -> torch.Tensor:
         """Gate weights ``(B, T, E)``; architectures without gates raise ValueError.
