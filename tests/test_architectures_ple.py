@@ -77,17 +77,11 @@ def naive(net, x, n_shared, per_task, widths, stop=None):
     def gate(level, g, inp):
         """Gate g's softmax over the experts it reaches, and their indices."""
         reach = shared + own(g) if g < n_tasks else list(range(n_experts))
-        if level == 0:
-            linear = net.gates[0]
-            start = g * (n_shared + per_task)
-            rows = slice(start, start + len(reach))
-            logits = inp @ linear.weight[rows].T + linear.bias[rows]
-        elif g < n_tasks:
-            layer = net.gates[level].task
-            logits = inp @ layer.weight[g] + layer.bias[g]
-        else:
-            layer = net.gates[level].shared
-            logits = inp @ layer.weight[0] + layer.bias[0]
+        # a level's gates are one Linear: each task's S + K rows, then the shared gate's E
+        linear = net.gates[level]
+        start = g * (n_shared + per_task)
+        rows = slice(start, start + len(reach))
+        logits = inp @ linear.weight[rows].T + linear.bias[rows]
         return torch.softmax(logits, dim=-1), reach
 
     n_levels = len(net.experts)
@@ -178,7 +172,9 @@ def test_task_loss_gives_no_gradient_to_other_tasks_last_level_experts(case):
             else:
                 grads += [last_experts.first.weight.grad[experts]]
                 grads += [last_experts.first.bias.grad[experts]]
-                grads += [last_gates.task.weight.grad[j], last_gates.task.bias.grad[j]]
+            # task j's gate: its S + K rows of the level's gate Linear
+            rows = slice(j * (n_shared + per_task), (j + 1) * (n_shared + per_task))
+            grads += [last_gates.weight.grad[rows], last_gates.bias.grad[rows]]
             if j == k:
                 assert any(g.abs().sum() > 0 for g in grads)
             else:
@@ -236,14 +232,12 @@ def test_one_batched_weight_per_level():
     net = build(3, 2, 3, [1, 1, 1], (8, 4), (4,))
     n_experts = 3 + 3 * 2
     assert net.experts[0].first.out_features == n_experts * 8
-    # three task gates of 3 + 2 logits and one shared gate of 9, one Linear
-    assert net.gates[0].out_features == 3 * 5 + 9
+    # three task gates of 3 + 2 logits and a shared gate of 9: one Linear, no
+    # parameter for an expert a gate cannot reach; the last level has no shared gate
+    assert [g.weight.shape for g in net.gates] == [(3 * 5 + 9, 7), (3 * 5 + 9, 4), (3 * 5, 4)]
     for level in (1, 2):
         assert net.experts[level].first.weight.shape == (n_experts, 4, 8)
         assert net.experts[level].rest[0].weight.shape == (n_experts, 8, 4)
-        assert net.gates[level].task.weight.shape == (3, 4, 5)
-    assert net.gates[1].shared.weight.shape == (1, 4, n_experts)
-    assert net.gates[2].shared is None  # the last level has no shared gate
 
 
 def test_gate_dropout_only_drops_reachable_experts():

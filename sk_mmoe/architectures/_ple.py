@@ -9,8 +9,10 @@ stream feeds the next level's shared experts and shared gate. At the first
 level every stream is the input ``x``.
 
 Shapes: ``B`` rows, ``d`` input features, ``T`` tasks, ``G`` gates of a level
-(``T``, plus one shared gate below the last level), ``W`` logits per gate
-before the mask, ``H`` the expert output width.
+(``T``, plus one shared gate below the last level), ``E`` experts of a level,
+``W`` logits per gate (``E``, widened to 16 for the CPU softmax kernel), ``H``
+the expert output width, ``n`` a level's gate parameters (``T * (S + K)``
+task logits, then ``E`` for the shared gate).
 """
 
 from __future__ import annotations
@@ -22,41 +24,14 @@ import torch
 from torch import nn
 
 from .._modules import (
-    BatchedLinear,
+    _SOFTMAX_MIN_WIDTH,
     BatchedMLP,
     MultiTaskModule,
     _batched_affine,
     _drop_experts,
     _linear_pair,
     _mix_experts,
-    _softmax,
 )
-
-
-class _StreamGates(nn.Module):
-    """The gates of a level above the first, each reading its own stream.
-
-    ``T`` task gates of ``S + K`` logits and, optionally, a shared gate of
-    ``E`` logits; each is initialised like :class:`torch.nn.Linear` and has
-    no parameter for an expert it cannot reach. ``forward`` maps the streams
-    ``(T + 1, B, H)`` to ``(G, B, W)`` logits in one batched matmul: the task
-    gates' weights are zero-padded to the shared gate's ``E`` columns for it.
-    """
-
-    def __init__(self, n_tasks: int, in_features: int, task_width: int, shared_width: int):
-        super().__init__()
-        self.task = BatchedLinear(n_tasks, in_features, task_width)
-        self.shared = BatchedLinear(1, in_features, shared_width) if shared_width else None
-
-    def forward(self, streams: torch.Tensor) -> torch.Tensor:
-        if self.shared is None:
-            # the task streams only: (T + 1, B, H) -> (T, B, H) -> (T, B, S + K)
-            return self.task.forward_kfirst(streams[: self.task.weight.shape[0]])
-        pad = (0, self.shared.weight.shape[-1] - self.task.weight.shape[-1])
-        # (T, H, S + K) -> (T, H, E), stacked with (1, H, E) -> (T + 1, H, E)
-        weight = torch.cat([nn.functional.pad(self.task.weight, pad), self.shared.weight])
-        bias = torch.cat([nn.functional.pad(self.task.bias, pad), self.shared.bias])
-        return _batched_affine(streams, weight, bias)  # (T + 1, B, E)
 
 
 class ProgressiveLayeredExtraction(MultiTaskModule):
@@ -125,86 +100,103 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
             f"task_{t}_{i}" for t in range(n_tasks) for i in range(per_task)
         ]
         self._n_shared = n_shared
+        # gate weights are computed this wide: the -inf entries beyond E cost the
+        # softmax nothing and spare the CPU kernel's slow narrow rows (_softmax)
+        self._gate_width = max(self.n_experts, _SOFTMAX_MIN_WIDTH)
         width = int(expert_units[-1])
         # the stream each expert reads above the first level: the shared stream is T
         stream = [n_tasks] * n_shared + [t for t in range(n_tasks) for _ in range(per_task)]
         self.register_buffer("expert_stream", torch.tensor(stream), persistent=False)
         self.experts = nn.ModuleList()
         self.gates = nn.ModuleList()
-        task_width = n_shared + per_task
         for level in range(n_levels):
-            shared_width = self.n_experts if level < n_levels - 1 else 0
-            if level == 0:
-                # every stream is x: all experts' first layers and all gates read it
-                self.experts.append(
-                    BatchedMLP(self.n_experts, n_features, expert_units, activation, dropout, True)
+            shared_gate = level < n_levels - 1
+            first = level == 0
+            # the first level's experts all read x: their first layer is one wide Linear
+            self.experts.append(
+                BatchedMLP(
+                    self.n_experts,
+                    n_features if first else width,
+                    expert_units,
+                    activation,
+                    dropout,
+                    shared_input=first,
                 )
-                # (B, d) -> (B, T * (S + K) + shared_width)
-                self.gates.append(nn.Linear(n_features, n_tasks * task_width + shared_width))
-                stride, n_logits = task_width, n_tasks * task_width + shared_width
-            else:
-                self.experts.append(
-                    BatchedMLP(self.n_experts, width, expert_units, activation, dropout, False)
-                )
-                self.gates.append(_StreamGates(n_tasks, width, task_width, shared_width))
-                stride = max(task_width, shared_width)
-                n_logits = (n_tasks + int(shared_width > 0)) * stride
-            index = self._gate_index(
-                n_tasks, n_shared, per_task, stride, n_logits, shared_width > 0
             )
+            # every gate's logits over the experts it reaches: (in, n), no other parameter
+            n_logits = n_tasks * (n_shared + per_task) + (self.n_experts if shared_gate else 0)
+            self.gates.append(nn.Linear(n_features if first else width, n_logits))
+            index = self._gate_index(n_tasks, n_shared, per_task, self._gate_width, shared_gate)
             self.register_buffer(f"gate_index_{level}", index, persistent=False)
         self._add_towers(width, output_widths, tower_units, activation, dropout)
 
     @staticmethod
-    def _gate_index(n_tasks, n_shared, per_task, stride, n_logits, shared_gate):
-        """Where each ``(gate, expert)`` weight's logit is in a level's flat logits.
+    def _gate_index(n_tasks, n_shared, per_task, gate_width, shared_gate):
+        """Which of a level's ``n`` gate logits each ``(gate, expert)`` weight takes.
 
-        The flat logits ``(B, n_logits)`` hold gate ``g``'s logits from
-        column ``g * stride``; the index (length ``G * E``) points at those,
-        or at column ``n_logits``, the ``-inf`` appended for an expert the
-        gate cannot reach.
+        Gate ``t < T`` has ``S + K`` logits from ``t * (S + K)`` (the shared
+        experts', then task ``t``'s own); the shared gate has ``E`` from
+        ``T * (S + K)``. The index, of length ``G * W``, points at those, or
+        at ``n``, an appended ``-inf`` logit (weight exactly 0): for the other
+        tasks' experts and for the columns beyond ``E``.
         """
         n_experts = n_shared + n_tasks * per_task
         n_gates = n_tasks + int(shared_gate)
-        index = torch.full((n_gates, n_experts), n_logits, dtype=torch.long)
+        stride = n_shared + per_task
+        n_logits = n_tasks * stride + (n_experts if shared_gate else 0)
+        index = torch.full((n_gates, gate_width), n_logits, dtype=torch.long)
         for t in range(n_tasks):
             own = n_shared + t * per_task
             index[t, :n_shared] = t * stride + torch.arange(n_shared)
             index[t, own : own + per_task] = t * stride + n_shared + torch.arange(per_task)
         if shared_gate:
-            index[n_tasks] = n_tasks * stride + torch.arange(n_experts)
-        return index.flatten()  # (G * E,)
+            index[n_tasks, :n_experts] = n_tasks * stride + torch.arange(n_experts)
+        return index.flatten()  # (G * W,)
 
-    def _gate_mix(self, logits: torch.Tensor, level: int) -> torch.Tensor:
-        """Gate weights ``(B, G, E)`` from a level's flat logits ``(B, G * stride)``."""
-        batch = logits.shape[0]
-        masked = logits.new_full((batch, 1), float("-inf"))
-        index = getattr(self, f"gate_index_{level}")
-        # (B, G * stride + 1) -> (B, G * E) -> (B, G, E)
-        full = (
-            torch.cat([logits, masked], dim=1)
-            .index_select(1, index)
-            .view(batch, -1, self.n_experts)
-        )
-        weights = _softmax(full)  # exactly 0 where the logit is -inf
+    def _stream_logits(self, gates: nn.Linear, index: torch.Tensor, streams: torch.Tensor):
+        """Logits ``(G, B, W)`` of the gates above the first level, each on its stream.
+
+        The masked layout is built on the weights, not on the ``B`` rows: the
+        ``(G, H, W)`` weight takes each gate's columns from ``gates`` and
+        zeros elsewhere, the bias ``-inf`` elsewhere; then one batched matmul
+        of the streams ``(T + 1, B, H)`` (the task gates' first).
+        """
+        n_gates = len(index) // self._gate_width
+        zero = gates.weight.new_zeros(1, gates.in_features)
+        masked = gates.bias.new_full((1,), float("-inf"))
+        # (n + 1, H) -> (G * W, H) -> (G, W, H) -> (G, H, W)
+        weight = torch.cat([gates.weight, zero]).index_select(0, index)
+        weight = weight.view(n_gates, self._gate_width, -1).transpose(1, 2)
+        # (n + 1,) -> (G * W,) -> (G, W)
+        bias = torch.cat([gates.bias, masked]).index_select(0, index).view(n_gates, -1)
+        return _batched_affine(streams[:n_gates], weight, bias)
+
+    def _weights(self, full: torch.Tensor) -> torch.Tensor:
+        """Gate weights ``(..., E)`` from masked logits ``(..., W)``, rows summing to 1."""
+        weights = torch.softmax(full, dim=-1)[..., : self.n_experts]  # 0 where -inf
         if self.training and self.gate_dropout > 0:
             weights = _drop_experts(weights, self.gate_dropout)
         return weights
 
     def _levels(self, x: torch.Tensor, stop: int | None = None) -> torch.Tensor:
-        """The towers' input ``(T, B, H)``, or the gate weights of level ``stop``."""
+        """The towers' input ``(T, B, H)``, or the gate weights ``(B, G, E)`` of level ``stop``."""
         streams = None  # (G, B, H) from the level below
         for level, (experts, gates) in enumerate(zip(self.experts, self.gates)):
+            index = getattr(self, f"gate_index_{level}")
             if level == 0:
                 first, logits = _linear_pair(x, experts.first, gates, self.training)
                 outputs = experts.forward_from_first(first)  # (B, E, H)
+                batch = logits.shape[0]
+                masked = logits.new_full((batch, 1), float("-inf"))
+                # (B, n) -> (B, n + 1) -> (B, G * W) -> (B, G, W) -> (B, G, E)
+                full = torch.cat([logits, masked], dim=1).index_select(1, index)
+                weights = self._weights(full.view(batch, -1, self._gate_width))
             else:
                 # each expert reads its stream: (G, B, H) -> (E, B, H)
                 inputs = streams.index_select(0, self.expert_stream)
                 outputs = experts.forward_kfirst(inputs).transpose(0, 1)  # (E, B, H) -> (B, E, H)
-                # (G, B, W) -> (B, G, W) -> (B, G * W)
-                logits = gates(streams).transpose(0, 1).flatten(1)
-            weights = self._gate_mix(logits, level)  # (B, G, E)
+                # (G, B, W) -> (G, B, E) -> (B, G, E)
+                weights = self._weights(self._stream_logits(gates, index, streams)).transpose(0, 1)
             if level == stop:
                 return weights
             # (B, G, E) x (B, E, H) -> (B, G, H) -> (G, B, H)
