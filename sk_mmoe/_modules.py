@@ -103,11 +103,11 @@ def _linear_pair(
     return out.split([first.out_features, second.out_features], dim=1)
 
 
-#: batched matmuls whose output width is above 4 and not a multiple of this
-#: are computed this much wider (zero columns, sliced off): on AVX-512 the
-#: BLAS kernels for output widths 5-7 and 9-11 gave a row a result that
-#: depended on its position among the rows (so on how rows were batched)
-_BMM_WIDTH_MULTIPLE = 8
+#: output widths of a batched matmul that are computed wider (zero columns,
+#: sliced off): on AVX-512 the BLAS kernels for widths 5-7 and 9-11 gave a
+#: row a result that depended on its position among the rows (so on how rows
+#: were batched); widths 1-4, 8 and 12 to 40 did not
+_BMM_PADDED_WIDTHS = {5: 8, 6: 8, 7: 8, 9: 12, 10: 12, 11: 12}
 
 
 def _batched_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -116,15 +116,17 @@ def _batched_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
     One ``baddbmm`` (bias added inside the matmul call), no permutes; a map
     with ``in * out`` below ``_BMM_MIN_SIZE`` is a broadcast multiply and sum
     instead, so that no row count switches it between kernels. An output
-    width that BLAS would handle row-position-dependently is padded to a
-    multiple of ``_BMM_WIDTH_MULTIPLE``.
+    width that BLAS would handle row-position-dependently is padded
+    (``_BMM_PADDED_WIDTHS``).
     """
     n_out = weight.shape[2]
     if weight.shape[1] * n_out < _BMM_MIN_SIZE:
         # (k, B, i, 1) * (k, 1, i, o) -> sum over i -> (k, B, o)
         out = (x.unsqueeze(-1) * weight.unsqueeze(1)).sum(-2)
         return out + bias.unsqueeze(1)
-    pad = -n_out % _BMM_WIDTH_MULTIPLE if n_out > 4 else 0
+    pad = _BMM_PADDED_WIDTHS.get(n_out, n_out) - n_out
+    if n_out == 1 and weight.shape[0] == 1:
+        pad = 1  # one matrix-vector product: BLAS's gemv, row-position-dependent too
     if pad:
         # (k, i, o) -> (k, i, o + pad) and (k, o) -> (k, o + pad), zeros
         weight = nn.functional.pad(weight, (0, pad))

@@ -166,7 +166,7 @@ def test_fused_optimizer_where_torch_has_one(data):
         (10, 3, 4, (32, 8), (8, 4)),
         (30, 16, 8, (64,), (32,)),
         (20, 2, 64, (16,), ()),
-        (20, 2, 5, (32, 10), (10,)),  # widths BLAS handles row by row block
+        (20, 1, 5, (32, 10), (10,)),  # widths and a single head BLAS handles per row block
     ],
 )
 def test_predictions_do_not_depend_on_batching(
