@@ -18,7 +18,7 @@ def test_quick_benchmark_prints_the_tables():
         "--quick",
         "--rows=1000",
         "--epochs=1",
-        "--systems=plain,sk_mmoe,deepctr,rechub",
+        "--systems=plain,sk_mmoe,sk_mmoe_ple,deepctr,rechub",
         "--treat-as-missing=deepctr,rechub",
         "--no-memory",
         "--no-balancing",
@@ -32,6 +32,7 @@ def test_quick_benchmark_prints_the_tables():
     assert "not installed" in rows["DeepCTR-Torch MMOE"]
     assert "not installed" in rows["torch-rechub MMOE"]
     assert "failed" not in out
+    assert "sk_mmoe PLE" in out and "| PLE " in out and "× MMoE" in out
     assert "Targets:" in out
     assert "Scaling" in out and "experts = 8" in out
 
