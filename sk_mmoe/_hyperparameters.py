@@ -94,6 +94,14 @@ def check_hyperparameters(params):
             "accelerator must be created with device_placement=False; pass each "
             "process's device as device=str(accelerator.device)."
         )
+    if accelerator is not None and (
+        params["task_weights"] in ("gradnorm", "pcgrad") or params["track_task_conflict"]
+    ):
+        raise ValueError(
+            "task_weights='gradnorm' or 'pcgrad' and track_task_conflict=True need "
+            "sk_mmoe's own training step, which accelerator= runs replace; train "
+            "without the accelerator or use fixed, 'uncertainty' or 'dwa' task weights."
+        )
     for cb in params["callbacks"] or []:
         obj = cb[1] if isinstance(cb, tuple) and len(cb) == 2 else cb
         if not isinstance(obj, Callback):
