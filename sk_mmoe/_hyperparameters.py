@@ -41,6 +41,7 @@ PARAMETER_CONSTRAINTS = {
     "activation": [StrOptions(set(ACTIVATIONS))],
     "dropout": [Interval(Real, 0, 1, closed="left")],
     "gate_dropout": [Interval(Real, 0, 1, closed="left")],
+    "gate_entropy_bonus": [Interval(Real, 0, None, closed="left")],
     "gate_collapse_threshold": [None, Interval(Real, 0, 1, closed="right")],
     "task_weights": [None, "array-like", StrOptions({"uncertainty", "dwa", "gradnorm", "pcgrad"})],
     "dwa_temperature": [Interval(Real, 0, None, closed="neither")],

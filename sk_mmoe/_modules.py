@@ -282,6 +282,42 @@ class MultiTaskModule(nn.Module):
 
     has_gates = False
     expert_names: list = []
+    #: weight of the gates' entropy subtracted from the training loss
+    #: (``gate_entropy_bonus``); gated architectures set it
+    gate_entropy_bonus = 0.0
+    _gate_entropy = None  # the gates' entropy in the last training forward pass
+
+    def _add_gate_entropy(self, weights: torch.Tensor, n_rows: int):
+        """In training with a bonus: add the entropy of gate weights ``(..., E)``.
+
+        ``weights`` holds some gates' weights for ``n_rows`` rows (in any
+        layout); each gate's entropy is averaged over the rows and the gates
+        summed. A gated architecture calls this on every set of gate weights it
+        computes; zero weights (masked experts) add nothing.
+        """
+        if not (self.training and self.gate_entropy_bonus > 0):
+            return
+        tiny = torch.finfo(weights.dtype).tiny
+        entropy = -(weights * weights.clamp_min(tiny).log()).sum() / n_rows
+        if self._gate_entropy is not None:
+            entropy = entropy + self._gate_entropy
+        self._gate_entropy = entropy
+
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """The training loss's extra term from the last training forward pass, once.
+
+        ``-gate_entropy_bonus * H``, with ``H`` the sum over the gates (of
+        every level) of each gate's entropy in nats averaged over the rows;
+        None without a bonus. The record is cleared, so each forward pass's
+        term is taken once.
+
+        Returns
+        -------
+        term : torch.Tensor or None
+            A scalar to add to the loss.
+        """
+        entropy, self._gate_entropy = self._gate_entropy, None
+        return None if entropy is None else -self.gate_entropy_bonus * entropy
 
     def _add_towers(
         self,
@@ -535,3 +571,6 @@ class EmbeddingNetwork(nn.Module):
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
         return self.network.last_shared_parameters()
+
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        return self.network.auxiliary_loss()

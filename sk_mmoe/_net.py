@@ -261,6 +261,9 @@ class MMoENet(NeuralNet):
         if getattr(self, "_task_step", False):
             return self.task_gradient_step(y_pred, yi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        extra = _auxiliary_loss(self.module_)
+        if extra is not None:
+            loss = loss + extra
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 
@@ -278,6 +281,7 @@ class MMoENet(NeuralNet):
         """
         criterion = self.criterion_
         y_true = y_true.to(self.device)
+        extra = _auxiliary_loss(self.module_)  # the gates' entropy bonus: shared parameters
         losses, present = criterion.labelled_task_losses(y_pred, y_true)
         loss = criterion.total(losses, present)
         weights = criterion.weights()
@@ -315,6 +319,15 @@ class MMoENet(NeuralNet):
                 if method == "pcgrad"
                 else weighted.sum(0)
             )
+            if extra is not None:
+                grads = torch.autograd.grad(extra, params, retain_graph=True, allow_unused=True)
+                update = update + torch.cat(
+                    [
+                        (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                        for g, p in zip(grads, params)
+                    ]
+                )
+                loss = loss + extra.detach()
             offset = 0
             for p in params:
                 p.grad = update[offset : offset + p.numel()].view_as(p).clone()
@@ -322,6 +335,8 @@ class MMoENet(NeuralNet):
             others = [p for p in self._unshared if p is not criterion.gradnorm_weights]
             loss.backward(inputs=others)
         else:
+            if extra is not None:
+                loss = loss + extra
             loss.backward()
         step = {"loss": loss, "y_pred": y_pred}
         if self._conflict:
@@ -355,6 +370,12 @@ class MMoENet(NeuralNet):
         if getattr(self, "_task_step", False):
             self.criterion_.after_step()
         return step_accumulator.get_step()
+
+
+def _auxiliary_loss(module):
+    """The module's extra training-loss term of its last forward pass, or None."""
+    take = getattr(module, "auxiliary_loss", None)
+    return take() if take is not None else None
 
 
 def _columns(params, chosen, device):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import architecture_names, fast
+from conftest import architecture_names, fast, gated_architectures
 from skorch.callbacks import Callback
 
 from sk_mmoe import MMoEMultiTask, MMoERegressor
@@ -403,3 +403,44 @@ def test_shared_and_task_parameters_split_the_network(architecture, categorical)
         for g in grads[len(shared) :]:
             others = [j for j in range(len(losses)) if j != k]
             assert g is None or g[others].abs().sum() == 0
+
+
+# ------------------------------------------------------------ gate entropy
+def _gate_entropy(model, X_rows):
+    return float(model.gate_summary(X_rows)["entropy"].mean())
+
+
+@pytest.mark.parametrize("architecture", gated_architectures())
+def test_gate_entropy_bonus_is_the_mean_entropy_of_the_gates(architecture):
+    model = MMoERegressor(
+        architecture=architecture, gate_entropy_bonus=0.5, **fast(max_epochs=1)
+    ).fit(X, Y)
+    module = model.module_
+    rows = torch.from_numpy(X.astype(np.float32))
+    module.train()
+    module(rows)
+    term = module.auxiliary_loss()
+    assert module.auxiliary_loss() is None  # taken once
+    levels = getattr(module, "n_levels", 1)
+    with torch.no_grad():
+        entropies = []
+        for level in range(levels):
+            w = module.gate_weights(rows, level=level).double()  # (B, G, E)
+            if architecture == "moe":
+                w = w[:, :1]  # one gate, repeated for every task
+            h = -(w * torch.log(w.clamp_min(1e-300))).sum(-1)  # (B, G)
+            entropies.append(h.mean(0).sum())  # each gate's mean, summed over gates
+    module.eval()
+    torch.testing.assert_close(
+        term.double(), -0.5 * torch.stack(entropies).sum(), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("method", [None, "pcgrad"])
+def test_gate_entropy_bonus_keeps_gates_mixing(method):
+    # a high learning rate sharpens the gates; the bonus holds their entropy up
+    params = fast(max_epochs=8, lr=0.05, n_experts=4, batch_size=32, task_weights=method)
+    sharp = MMoERegressor(**params).fit(X, Y)
+    mixing = MMoERegressor(gate_entropy_bonus=0.5, **params).fit(X, Y)
+    assert _gate_entropy(mixing, X) > _gate_entropy(sharp, X) + 0.25
+    assert _gate_entropy(mixing, X) > 0.85 * np.log(4)  # near uniform over 4 experts

@@ -145,7 +145,7 @@ register_architecture(
     Architecture(
         "mmoe",
         MixtureOfExperts,
-        params=("n_experts", *_COMMON, "gate_dropout"),
+        params=("n_experts", *_COMMON, "gate_dropout", "gate_entropy_bonus"),
         fixed={"per_task_gates": True},
         description="Multi-gate Mixture-of-Experts: one softmax gate per task (Ma et al., 2018).",
     )
@@ -154,7 +154,7 @@ register_architecture(
     Architecture(
         "moe",
         MixtureOfExperts,
-        params=("n_experts", *_COMMON, "gate_dropout"),
+        params=("n_experts", *_COMMON, "gate_dropout", "gate_entropy_bonus"),
         fixed={"per_task_gates": False},
         description="One-gate Mixture-of-Experts: one gate shared by all tasks.",
     )
@@ -168,7 +168,7 @@ register_architecture(
     )
 )
 
-_PLE = ("n_experts", "n_task_experts", *_COMMON, "gate_dropout")
+_PLE = ("n_experts", "n_task_experts", *_COMMON, "gate_dropout", "gate_entropy_bonus")
 
 register_architecture(
     Architecture(

@@ -46,6 +46,9 @@ class MixtureOfExperts(MultiTaskModule):
     gate_dropout : float
         Probability of dropping an expert from a gate's mixture during
         training; the remaining gate weights are renormalised to sum to 1.
+    gate_entropy_bonus : float
+        Weight of the gates' entropy, subtracted from the training loss (see
+        ``MultiTaskModule.auxiliary_loss``).
 
     Notes
     -----
@@ -66,10 +69,12 @@ class MixtureOfExperts(MultiTaskModule):
         activation: str = "relu",
         dropout: float = 0.0,
         gate_dropout: float = 0.0,
+        gate_entropy_bonus: float = 0.0,
     ):
         super().__init__()
         n_tasks = len(output_widths)
         self.gate_dropout = float(gate_dropout)
+        self.gate_entropy_bonus = float(gate_entropy_bonus)
         self.n_experts = int(n_experts)
         self.expert_names = [f"expert_{e}" for e in range(self.n_experts)]
         self.experts = BatchedMLP(
@@ -91,6 +96,7 @@ class MixtureOfExperts(MultiTaskModule):
         """Gate mixtures ``(B, G, E)`` from logits ``(B, G * E)``, rows summing to 1."""
         # (B, G * E) -> (B, G, E)
         weights = _softmax(logits.view(logits.shape[0], -1, self.n_experts))
+        self._add_gate_entropy(weights, logits.shape[0])
         if self.training and self.gate_dropout > 0:
             weights = _drop_experts(weights, self.gate_dropout)
         return weights

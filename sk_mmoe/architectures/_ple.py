@@ -61,6 +61,9 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
     gate_dropout : float
         Probability of dropping an expert from a gate's mixture during
         training; the gate's remaining weights are renormalised.
+    gate_entropy_bonus : float
+        Weight of the gates' entropy (all gates of all levels), subtracted
+        from the training loss (see ``MultiTaskModule.auxiliary_loss``).
 
     Attributes
     ----------
@@ -89,6 +92,7 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         activation: str = "relu",
         dropout: float = 0.0,
         gate_dropout: float = 0.0,
+        gate_entropy_bonus: float = 0.0,
     ):
         super().__init__()
         n_tasks = len(output_widths)
@@ -96,6 +100,7 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         self.n_levels = n_levels
         self.n_experts = n_shared + n_tasks * per_task
         self.gate_dropout = float(gate_dropout)
+        self.gate_entropy_bonus = float(gate_entropy_bonus)
         self.expert_names = [f"shared_{i}" for i in range(n_shared)] + [
             f"task_{t}_{i}" for t in range(n_tasks) for i in range(per_task)
         ]
@@ -171,9 +176,10 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         bias = torch.cat([gates.bias, masked]).index_select(0, index).view(n_gates, -1)
         return _batched_affine(streams[:n_gates], weight, bias)
 
-    def _weights(self, full: torch.Tensor) -> torch.Tensor:
-        """Gate weights ``(..., E)`` from masked logits ``(..., W)``, rows summing to 1."""
+    def _weights(self, full: torch.Tensor, n_rows: int) -> torch.Tensor:
+        """Gate weights ``(..., E)`` from masked logits ``(..., W)`` of ``n_rows`` rows."""
         weights = torch.softmax(full, dim=-1)[..., : self.n_experts]  # 0 where -inf
+        self._add_gate_entropy(weights, n_rows)
         if self.training and self.gate_dropout > 0:
             weights = _drop_experts(weights, self.gate_dropout)
         return weights
@@ -190,13 +196,14 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
                 masked = logits.new_full((batch, 1), float("-inf"))
                 # (B, n) -> (B, n + 1) -> (B, G * W) -> (B, G, W) -> (B, G, E)
                 full = torch.cat([logits, masked], dim=1).index_select(1, index)
-                weights = self._weights(full.view(batch, -1, self._gate_width))
+                weights = self._weights(full.view(batch, -1, self._gate_width), batch)
             else:
                 # each expert reads its stream: (G, B, H) -> (E, B, H)
                 inputs = streams.index_select(0, self.expert_stream)
                 outputs = experts.forward_kfirst(inputs).transpose(0, 1)  # (E, B, H) -> (B, E, H)
                 # (G, B, W) -> (G, B, E) -> (B, G, E)
-                weights = self._weights(self._stream_logits(gates, index, streams)).transpose(0, 1)
+                logits = self._stream_logits(gates, index, streams)  # (G, B, W)
+                weights = self._weights(logits, logits.shape[1]).transpose(0, 1)
             if level == stop:
                 return weights
             # (B, G, E) x (B, E, H) -> (B, G, H) -> (G, B, H)
