@@ -107,6 +107,9 @@ class TaskConflict(Callback):
     - ``task_grad_cosine``: ``(T, T)`` nested list, the cosine similarity of
       each pair of task gradients, averaged over the epoch's batches
       (batches where a task has no label are left out of its entries);
+    - ``task_grad_conflict``: ``(T, T)`` nested list, the share of those
+      batches where the pair's cosine was negative (the steps where
+      ``task_weights="pcgrad"`` projects);
     - ``task_grad_norm``: ``T`` list, each task's gradient norm averaged over
       the batches.
     """
@@ -122,7 +125,12 @@ class TaskConflict(Callback):
         cosine = task_grad_cosine.detach()
         norms = kwargs["task_grad_norm"].detach()
         finite = torch.isfinite(cosine)
-        parts = (torch.where(finite, cosine, 0.0), finite.to(cosine.dtype), norms)
+        parts = (
+            torch.where(finite, cosine, 0.0),
+            finite.to(cosine.dtype),
+            (cosine < 0).to(cosine.dtype),
+            norms,
+        )
         if self.sums_ is None:
             self.sums_ = [part.clone() for part in parts]
         else:
@@ -132,9 +140,11 @@ class TaskConflict(Callback):
     def on_epoch_end(self, net, **kwargs):
         if getattr(self, "sums_", None) is None:
             return
-        cosine, counts, norms = self.sums_
+        cosine, counts, conflicts, norms = self.sums_
         batches = net.history[-1, "train_batch_count"]
         mean = torch.where(counts > 0, cosine / counts.clamp_min(1), float("nan"))
+        share = torch.where(counts > 0, conflicts / counts.clamp_min(1), float("nan"))
         net.history.record("task_grad_cosine", mean.tolist())
+        net.history.record("task_grad_conflict", share.tolist())
         net.history.record("task_grad_norm", (norms / batches).tolist())
         self.sums_ = None

@@ -115,9 +115,10 @@ gradnorm_alpha : float >= 0, default=1.5
 track_task_conflict : bool, default=False
     Record, each epoch, the cosine similarity between each pair of tasks'
     gradients on the shared parameters and each task's gradient norm
-    (``net_.history`` keys ``task_grad_cosine`` and ``task_grad_norm``; see
-    ``sk_mmoe.plotting.TaskConflictDisplay``). Costs one backward pass per
-    task at every step.
+    (``net_.history`` keys ``task_grad_cosine``, ``task_grad_conflict``, the
+    share of steps where a pair's cosine was negative, and
+    ``task_grad_norm``; see ``sk_mmoe.plotting.TaskConflictDisplay``).
+    Costs one backward pass per task at every step.
 max_epochs : int, default=100
     Epochs per ``fit`` (``partial_fit`` runs one).
 batch_size : int, default=256

@@ -341,6 +341,10 @@ def test_conflict_diagnostics_record_the_task_gradients(architecture):
     first = model.net_.history[0]
     np.testing.assert_allclose(first["task_grad_cosine"], probe.cosine, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(first["task_grad_norm"], probe.norms, rtol=1e-4)
+    # one batch per epoch: a pair conflicted in the epoch iff its cosine is negative
+    np.testing.assert_array_equal(
+        np.array(first["task_grad_conflict"]), (probe.cosine < 0).astype(float)
+    )
     cosine = np.array(model.net_.history[-1, "task_grad_cosine"])
     np.testing.assert_allclose(np.diag(cosine), 1.0, rtol=1e-5)
     np.testing.assert_allclose(cosine, cosine.T, atol=1e-6)
