@@ -99,12 +99,14 @@ def make_data(spec):
 
 
 # --------------------------------------------------------------- systems
-def plain(spec, X, Y, loader=False, tuned=False):
+def plain(spec, X, Y, loader=False, tuned=False, extra_backward=0):
     """A hand-written PyTorch loop over sk_mmoe's module: MSE, Adam, randperm slicing.
 
     ``tuned``: batches gathered with ``index_select`` and Adam's fused kernel,
     the two tricks sk_mmoe's own loop uses -- the tighter floor.
     ``loader``: batches from a torch ``DataLoader`` instead.
+    ``extra_backward``: that many more backward passes of the loss per step
+    (``retain_graph=True``), the yardstick of the per-task gradient methods.
     """
     import torch
 
@@ -140,10 +142,12 @@ def plain(spec, X, Y, loader=False, tuned=False):
         for xb, yb in batches:
             optimizer.zero_grad(set_to_none=True)
             loss = torch.nn.functional.mse_loss(module(xb), yb)
+            for _ in range(extra_backward):
+                loss.backward(retain_graph=True)
             loss.backward()
             optimizer.step()
         epochs.append(clock.stop())
-    if loader or tuned:
+    if loader or tuned or extra_backward:
         return {"epochs": epochs}
 
     module.eval()
@@ -207,12 +211,15 @@ def sk_mmoe(spec, X, Y, architecture=None):
     """sk_mmoe.MMoERegressor with its defaults but the benchmark's sizes.
 
     ``architecture``: a key of ``ARCHITECTURES`` (CGC, PLE) instead of the MMoE.
+    ``spec`` may set ``task_weights`` and ``track_task_conflict``.
     """
     from sk_mmoe import MMoERegressor
 
     timer = _epoch_timer_callback()
     params = {"n_experts": spec["experts"], **ARCHITECTURES.get(architecture, {})}
     est = MMoERegressor(
+        task_weights=spec.get("task_weights"),
+        track_task_conflict=spec.get("track_task_conflict", False),
         expert_units=(spec["expert_units"],),
         tower_units=(spec["tower_units"],),
         batch_size=spec["batch_size"],
@@ -382,6 +389,10 @@ SYSTEMS = {
     "plain": plain,
     "plain_tuned": lambda spec, X, Y: plain(spec, X, Y, tuned=True),
     "plain_loader": lambda spec, X, Y: plain(spec, X, Y, loader=True),
+    # the tighter floor plus one backward pass per task
+    "plain_backward_per_task": lambda spec, X, Y: plain(
+        spec, X, Y, tuned=True, extra_backward=spec["tasks"]
+    ),
     "skorch": skorch_net,
     "sk_mmoe": sk_mmoe,
     "sk_mmoe_cgc": lambda spec, X, Y: sk_mmoe(spec, X, Y, "sk_mmoe_cgc"),

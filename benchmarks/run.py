@@ -52,6 +52,7 @@ FULL = {
     "predict_repeats": 3,
     "memory_rows": 1_000_000,
     "scaling_repeats": 3,
+    "balancing_repeats": 5,
     "scaling": {
         "experts": [1, 4, 16, 64],
         "tasks": [1, 4, 16],
@@ -66,6 +67,7 @@ QUICK = {
     "predict_repeats": 1,
     "memory_rows": 50_000,
     "scaling_repeats": 1,
+    "balancing_repeats": 1,
     "scaling": {"experts": [1, 8], "tasks": [1, 4], "rows": [2_000, 5_000]},
 }
 #: the paper's model: d=100, 8 experts of 16 units, towers of 8, 2 tasks
@@ -206,6 +208,91 @@ def main_table(args, settings, missing):
         "× plain forward",
     ]
     return table(header, rows), summary, rounds
+
+
+# -------------------------------------------------------------- balancing
+#: label, sk_mmoe settings, kind ("loss": within 5% of fixed weights;
+#: "gradient": about one extra backward pass per task)
+BALANCING = [
+    ("fixed weights (default)", {}, None),
+    ('task_weights="uncertainty"', {"task_weights": "uncertainty"}, "loss"),
+    ('task_weights="dwa"', {"task_weights": "dwa"}, "loss"),
+    ('task_weights="gradnorm"', {"task_weights": "gradnorm"}, "gradient"),
+    ('task_weights="pcgrad"', {"task_weights": "pcgrad"}, "gradient"),
+    ("track_task_conflict=True", {"track_task_conflict": True}, "gradient"),
+]
+
+
+def balancing_table(args, settings):
+    """Time per epoch of each task-balancing method against fixed weights.
+
+    Every round runs each method and two plain loops (the tighter floor, and
+    it with one more backward pass per task) in fresh processes. A loss-only
+    method's target is 1.05x fixed weights; a per-task-gradient method's
+    extra time over fixed weights should be about what one extra backward pass
+    per task costs the plain loop (met at 1.25x that cost or less).
+    """
+    spec = {
+        **MODEL,
+        "rows": settings["rows"],
+        "epochs": settings["epochs"],
+        "batch_size": args.batch_size,
+        "predict": False,
+    }
+    runs = [(label, {"system": "sk_mmoe", **extra}) for label, extra, _ in BALANCING]
+    runs += [
+        ("floor", {"system": "plain_tuned"}),
+        ("floor_backward", {"system": "plain_backward_per_task"}),
+    ]
+    times = {label: [] for label, _ in runs}
+    for r in range(settings["balancing_repeats"]):
+        for label, extra in runs:
+            res = run_worker({**spec, **extra}, args.threads)
+            note = res.get("error", "ok")
+            _progress(f"  balancing round {r + 1}: {label} ({note})")
+            times[label].append(epoch_time(res, args.clock) if "epochs" in res else None)
+
+    def ratios(a, b):
+        return [x / y for x, y in zip(times[a], times[b]) if x is not None and y]
+
+    fixed = BALANCING[0][0]
+    # per round: what T extra backward passes add to the floor, as a share of fixed weights
+    budget = [
+        (b - f) / s
+        for f, b, s in zip(times["floor"], times["floor_backward"], times[fixed])
+        if None not in (f, b, s) and s
+    ]
+    rows, lines = [], []
+    for label, _, kind in BALANCING:
+        ratio = median(ratios(label, fixed))
+        rows.append([label, fmt(median(times[label]), "{:.3f}"), fmt(ratio, "{:.2f}")])
+        if kind == "loss":
+            ok = ratio is not None and ratio <= 1.05
+            lines.append(
+                f"- {label} within 5% of fixed weights: {'met' if ok else 'NOT met'} "
+                f"({fmt(ratio, '{:.3f}', '?')}x)"
+            )
+        elif kind == "gradient":
+            extra = [x - 1 for x in ratios(label, fixed)]
+            per_round = [e / b for e, b in zip(extra, budget) if b > 0]
+            share = median(per_round)
+            ok = share is not None and share <= 1.25
+            lines.append(
+                f"- {label} about one extra backward pass per task: "
+                f"{'met' if ok else 'NOT met'} (extra time "
+                f"{fmt(median(extra), '{:+.0%}', '?')} of fixed weights; "
+                f"{MODEL['tasks']} extra backward passes cost the plain loop "
+                f"{fmt(median(budget), '{:+.0%}', '?')}: {fmt(share, '{:.2f}', '?')}x that)"
+            )
+    rows.append(
+        [
+            f"plain loop + {MODEL['tasks']} backward passes (yardstick)",
+            fmt(median(times["floor_backward"]), "{:.3f}"),
+            fmt(median(ratios("floor_backward", "floor")), "{:.2f}") + " × floor",
+        ]
+    )
+    header = ["method", "s / epoch", "× fixed weights"]
+    return table(header, rows), lines, times
 
 
 # ---------------------------------------------------------- architectures
@@ -383,6 +470,10 @@ def parse_args(argv):
     )
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-balancing", action="store_true")
+    parser.add_argument(
+        "--only-balancing", action="store_true", help="run the task-balancing table alone"
+    )
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args(argv)
     args.systems = set(args.systems.split(","))
@@ -390,6 +481,20 @@ def parse_args(argv):
     if unknown:
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
     return args
+
+
+def balancing(args, settings, out):
+    text, lines, times = balancing_table(args, settings)
+    print()
+    print(
+        f"Task balancing (time per epoch, {settings['balancing_repeats']} rounds, "
+        "medians of per-round ratios):"
+    )
+    print(text)
+    print("\n".join(lines), flush=True)
+    out["balancing"] = times
+    if args.json and args.only_balancing:
+        Path(args.json).write_text(json.dumps(out, indent=1))
 
 
 def main(argv=None):
@@ -427,6 +532,9 @@ def main(argv=None):
     out = {"settings": settings, "args": {k: str(v) for k, v in vars(args).items()}}
 
     sys.stdout.flush()
+    if args.only_balancing:
+        balancing(args, settings, out)
+        return
     text, summary, rounds = main_table(args, settings, missing)
     print()
     print(text, flush=True)
@@ -445,6 +553,9 @@ def main(argv=None):
     print()
     print("Targets:")
     print("\n".join(target_lines(summary)))
+
+    if not args.no_balancing and "sk_mmoe" in args.systems:
+        balancing(args, settings, out)
 
     if not args.no_scaling and {"plain", "sk_mmoe"} <= args.systems:
         text, scaling = scaling_table(args, settings)

@@ -70,6 +70,9 @@ class _BaseMMoE(BaseEstimator):
         gate_dropout=0.0,
         gate_collapse_threshold=0.95,
         task_weights=None,
+        dwa_temperature=2.0,
+        gradnorm_alpha=1.5,
+        track_task_conflict=False,
         max_epochs=100,
         batch_size=256,
         lr=1e-3,
@@ -102,6 +105,9 @@ class _BaseMMoE(BaseEstimator):
         self.gate_dropout = gate_dropout
         self.gate_collapse_threshold = gate_collapse_threshold
         self.task_weights = task_weights
+        self.dwa_temperature = dwa_temperature
+        self.gradnorm_alpha = gradnorm_alpha
+        self.track_task_conflict = track_task_conflict
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

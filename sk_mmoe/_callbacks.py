@@ -80,3 +80,61 @@ class DivergenceGuard(Callback):
             f"learning rate (lr={self.lr}) or standardise X (e.g. StandardScaler in "
             "a Pipeline)."
         )
+
+
+class TaskWeightHistory(Callback):
+    """Record the task weights each epoch trained with; move DWA to the next epoch.
+
+    Adds ``task_weights`` (a list, one weight per task) to each epoch of
+    ``net.history``, for the learned weightings (``"uncertainty"``:
+    ``exp(-s_k)``; ``"dwa"``; ``"gradnorm"``: the weights at the epoch's end),
+    then calls the criterion's ``end_epoch`` (DWA's weights for the next
+    epoch).
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("task_weights", net.criterion_.end_epoch().tolist())
+
+
+class TaskConflict(Callback):
+    """Record how the tasks' gradients on the shared parameters agree, each epoch.
+
+    Its ``needs_task_gradients`` makes the net compute each task's gradient
+    ``w_k g_k`` (its weighted loss's gradient) on the module's shared
+    parameters at every training step. Adds to each epoch of
+    ``net.history``:
+
+    - ``task_grad_cosine``: ``(T, T)`` nested list, the cosine similarity of
+      each pair of task gradients, averaged over the epoch's batches
+      (batches where a task has no label are left out of its entries);
+    - ``task_grad_norm``: ``T`` list, each task's gradient norm averaged over
+      the batches.
+    """
+
+    needs_task_gradients = True
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.sums_ = None
+
+    def on_batch_end(self, net, training=False, task_grad_cosine=None, **kwargs):
+        if not training or task_grad_cosine is None:
+            return
+        cosine = task_grad_cosine.detach()
+        norms = kwargs["task_grad_norm"].detach()
+        finite = torch.isfinite(cosine)
+        parts = (torch.where(finite, cosine, 0.0), finite.to(cosine.dtype), norms)
+        if self.sums_ is None:
+            self.sums_ = [part.clone() for part in parts]
+        else:
+            for total, part in zip(self.sums_, parts):
+                total += part
+
+    def on_epoch_end(self, net, **kwargs):
+        if getattr(self, "sums_", None) is None:
+            return
+        cosine, counts, norms = self.sums_
+        batches = net.history[-1, "train_batch_count"]
+        mean = torch.where(counts > 0, cosine / counts.clamp_min(1), float("nan"))
+        net.history.record("task_grad_cosine", mean.tolist())
+        net.history.record("task_grad_norm", (norms / batches).tolist())
+        self.sums_ = None

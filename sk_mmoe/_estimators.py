@@ -83,9 +83,32 @@ gate_collapse_threshold : float in (0, 1] or None, default=0.95
     more than this mean weight on one expert (for ``"ple"``, the gates of
     the last level, which feed the towers); None disables the check. See
     ``gate_summary``.
-task_weights : array-like of shape (n_tasks,) or "uncertainty", default=None
-    Fixed non-negative loss weight per task (None: all 1), or
-    ``"uncertainty"`` to learn them (Kendall et al., 2018).
+task_weights : array-like of shape (n_tasks,) or {"uncertainty", "dwa", \
+"gradnorm", "pcgrad"}, default=None
+    Fixed non-negative loss weight per task (None: all 1), or a balancing
+    method (see "Balancing tasks" in the README): ``"uncertainty"`` learns
+    the weights (Kendall et al., 2018); ``"dwa"`` sets them each epoch from
+    the ratio of each task's last two epoch losses (Liu et al., 2019);
+    ``"gradnorm"`` learns them so that the tasks' gradient norms on the last
+    shared layer follow their training rates (Chen et al., 2018);
+    ``"pcgrad"`` keeps equal weights and removes, at every step, the part of
+    each task's gradient on the shared parameters that conflicts with
+    another's (Yu et al., 2020). ``"gradnorm"`` and ``"pcgrad"`` run one
+    backward pass per task. The learned weights are in
+    ``net_.history[:, "task_weights"]``; for ``"dwa"`` and ``"gradnorm"``
+    ``valid_loss`` is the unweighted sum of the task losses.
+dwa_temperature : float > 0, default=2.0
+    ``task_weights="dwa"`` only: the softmax temperature; larger is closer
+    to equal weights.
+gradnorm_alpha : float >= 0, default=1.5
+    ``task_weights="gradnorm"`` only: how strongly tasks whose loss falls
+    slower are given larger gradients (0: equal gradient norms).
+track_task_conflict : bool, default=False
+    Record, each epoch, the cosine similarity between each pair of tasks'
+    gradients on the shared parameters and each task's gradient norm
+    (``net_.history`` keys ``task_grad_cosine`` and ``task_grad_norm``; see
+    ``sk_mmoe.plotting.TaskConflictDisplay``). Costs one backward pass per
+    task at every step.
 max_epochs : int, default=100
     Epochs per ``fit`` (``partial_fit`` runs one).
 batch_size : int, default=256
@@ -439,6 +462,9 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
         gate_dropout=0.0,
         gate_collapse_threshold=0.95,
         task_weights=None,
+        dwa_temperature=2.0,
+        gradnorm_alpha=1.5,
+        track_task_conflict=False,
         max_epochs=100,
         batch_size=256,
         lr=1e-3,
@@ -472,6 +498,9 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
             gate_dropout=gate_dropout,
             gate_collapse_threshold=gate_collapse_threshold,
             task_weights=task_weights,
+            dwa_temperature=dwa_temperature,
+            gradnorm_alpha=gradnorm_alpha,
+            track_task_conflict=track_task_conflict,
             max_epochs=max_epochs,
             batch_size=batch_size,
             lr=lr,

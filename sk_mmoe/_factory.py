@@ -12,7 +12,7 @@ import math
 
 from skorch.callbacks import EarlyStopping
 
-from ._callbacks import DivergenceGuard, TaskValidationLoss
+from ._callbacks import DivergenceGuard, TaskConflict, TaskValidationLoss, TaskWeightHistory
 from ._loss import MultiTaskLoss
 from ._modules import EmbeddingNetwork
 from ._net import AcceleratedMMoENet, BatchIterator, MMoENet
@@ -39,7 +39,7 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
     target_names : array-like of str
         Task names, for the per-task validation losses.
     task_weights : list of float or None
-        Validated fixed task weights (None with ``"uncertainty"`` or equal weights).
+        Validated fixed task weights (None with a balancing method or equal weights).
     inputs : InputEncoder or None
         The fitted input encoder when ``X`` has categorical columns: the
         architecture's network is then wrapped in an
@@ -49,16 +49,21 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
     -------
     net : MMoENet
     """
-    uncertainty = isinstance(hyper["task_weights"], str)
+    method = hyper["task_weights"] if isinstance(hyper["task_weights"], str) else None
     callbacks = [copy.deepcopy(cb) for cb in (hyper["callbacks"] or [])]
     callbacks.append(
         (
             "divergence_guard",
             DivergenceGuard(
-                None if uncertainty else _constant_loss(encoder, task_weights), hyper["lr"]
+                None if method == "uncertainty" else _constant_loss(encoder, task_weights),
+                hyper["lr"],
             ),
         )
     )
+    if method in ("uncertainty", "dwa", "gradnorm"):
+        callbacks.append(("task_weights", TaskWeightHistory()))
+    if hyper["track_task_conflict"]:
+        callbacks.append(("task_conflict", TaskConflict()))
     if hyper["early_stopping"]:
         names = [str(name) for name in target_names]
         callbacks.append(("task_valid_loss", TaskValidationLoss(names)))
@@ -98,7 +103,9 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
         criterion__task_types=list(encoder.task_types),
         criterion__output_widths=encoder.output_widths,
         criterion__task_weights=task_weights,
-        criterion__uncertainty=uncertainty,
+        criterion__method=method,
+        criterion__dwa_temperature=hyper["dwa_temperature"],
+        criterion__gradnorm_alpha=hyper["gradnorm_alpha"],
         optimizer=hyper["optimizer"],
         lr=hyper["lr"],
         optimizer__weight_decay=hyper["weight_decay"],

@@ -42,7 +42,10 @@ PARAMETER_CONSTRAINTS = {
     "dropout": [Interval(Real, 0, 1, closed="left")],
     "gate_dropout": [Interval(Real, 0, 1, closed="left")],
     "gate_collapse_threshold": [None, Interval(Real, 0, 1, closed="right")],
-    "task_weights": [None, "array-like", StrOptions({"uncertainty"})],
+    "task_weights": [None, "array-like", StrOptions({"uncertainty", "dwa", "gradnorm", "pcgrad"})],
+    "dwa_temperature": [Interval(Real, 0, None, closed="neither")],
+    "gradnorm_alpha": [Interval(Real, 0, None, closed="left")],
+    "track_task_conflict": ["boolean"],
     "max_epochs": [Interval(Integral, 1, None, closed="left")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "lr": [Interval(Real, 0, None, closed="neither")],
@@ -90,6 +93,14 @@ def check_hyperparameters(params):
         raise ValueError(
             "accelerator must be created with device_placement=False; pass each "
             "process's device as device=str(accelerator.device)."
+        )
+    if accelerator is not None and (
+        params["task_weights"] in ("gradnorm", "pcgrad") or params["track_task_conflict"]
+    ):
+        raise ValueError(
+            "task_weights='gradnorm' or 'pcgrad' and track_task_conflict=True need "
+            "sk_mmoe's own training step, which accelerator= runs replace; train "
+            "without the accelerator or use fixed, 'uncertainty' or 'dwa' task weights."
         )
     for cb in params["callbacks"] or []:
         obj = cb[1] if isinstance(cb, tuple) and len(cb) == 2 else cb

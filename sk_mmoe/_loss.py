@@ -18,6 +18,9 @@ from torch.nn import functional as F
 
 from ._task_types import BINARY, MULTICLASS, REGRESSION
 
+#: ``method`` values of :class:`MultiTaskLoss` beyond fixed weights
+METHODS = ("uncertainty", "dwa", "gradnorm", "pcgrad")
+
 
 class MultiTaskLoss(nn.Module):
     """Weighted sum of per-task losses with missing labels masked out.
@@ -25,9 +28,24 @@ class MultiTaskLoss(nn.Module):
     Each task's loss is the sample-weighted mean over the rows where that
     task is labelled: squared error for regression, binary cross-entropy on
     one logit for binary tasks, cross-entropy for multiclass tasks. The total
-    is ``sum_k w_k * L_k``, or with ``uncertainty=True``
-    ``sum_k exp(-s_k) * L_k + s_k`` with a learned log-variance ``s_k`` per
-    task (Kendall et al., 2018).
+    is ``sum_k w_k * L_k`` where the weights depend on ``method``:
+
+    - None: the fixed ``task_weights``;
+    - ``"uncertainty"``: ``sum_k exp(-s_k) * L_k + s_k`` with a learned
+      log-variance ``s_k`` per task (Kendall et al., 2018);
+    - ``"dwa"``: Dynamic Weight Average (Liu et al., CVPR 2019): at each epoch
+      ``w_k = T * softmax_k(r_k / temperature)`` with ``r_k`` the ratio of task
+      ``k``'s mean training loss over the last two epochs (all 1 for the first
+      two epochs); :meth:`end_epoch` moves to the next epoch;
+    - ``"gradnorm"``: GradNorm (Chen et al., ICML 2018): learned weights
+      (``gradnorm_weights``, summing to ``T``), trained by the net's step on
+      :func:`~sk_mmoe._balancing.gradnorm_loss`;
+    - ``"pcgrad"``: the fixed weights; the net's step combines the task
+      gradients by gradient surgery (Yu et al., NeurIPS 2020).
+
+    In evaluation mode (validation loss, early stopping) ``"dwa"`` and
+    ``"gradnorm"`` sum the task losses unweighted, so that epochs compare on
+    one scale while the weights move.
 
     Parameters
     ----------
@@ -35,15 +53,31 @@ class MultiTaskLoss(nn.Module):
     output_widths : list of int
         Width of each task's block of ``y_pred``.
     task_weights : list of float or None
-        Fixed per-task weights (None: all 1). Ignored when ``uncertainty``.
-    uncertainty : bool
-        Learn the task weights as homoscedastic uncertainties.
+        Fixed per-task weights (None: all 1). Ignored by the learned methods.
+    method : {None, "uncertainty", "dwa", "gradnorm", "pcgrad"}
+    dwa_temperature : float
+        DWA's temperature: larger is closer to equal weights.
+    gradnorm_alpha : float
+        GradNorm's asymmetry ``alpha``.
     """
 
-    def __init__(self, task_types, output_widths, task_weights=None, uncertainty=False):
+    def __init__(
+        self,
+        task_types,
+        output_widths,
+        task_weights=None,
+        method=None,
+        dwa_temperature=2.0,
+        gradnorm_alpha=1.5,
+    ):
         super().__init__()
+        if method is not None and method not in METHODS:
+            raise ValueError(f"method must be None or one of {METHODS}, got {method!r}.")
         n_tasks = len(task_types)
         self.n_tasks = n_tasks
+        self.method = method
+        self.dwa_temperature = float(dwa_temperature)
+        self.gradnorm_alpha = float(gradnorm_alpha)
         starts = [0]
         for width in output_widths[:-1]:
             starts.append(starts[-1] + int(width))
@@ -63,9 +97,26 @@ class MultiTaskLoss(nn.Module):
         )
         # columns of the grouped loss matrix back in task order
         self.register_buffer("inverse_order", torch.argsort(torch.tensor(order, dtype=torch.long)))
-        weights = [1.0] * n_tasks if task_weights is None else [float(w) for w in task_weights]
+        learned = method in ("uncertainty", "dwa", "gradnorm")
+        weights = (
+            [1.0] * n_tasks
+            if task_weights is None or learned
+            else [float(w) for w in task_weights]
+        )
+        # the fixed weights; DWA's current ones (updated by end_epoch)
         self.register_buffer("task_weights", torch.tensor(weights, dtype=torch.float32))
+        uncertainty = method == "uncertainty"
         self.log_vars = nn.Parameter(torch.zeros(n_tasks)) if uncertainty else None
+        if method == "dwa":
+            # mean task losses of the last two epochs (NaN: not trained yet),
+            # and this epoch's running sum and count of batch losses
+            self.register_buffer("dwa_losses", torch.full((2, n_tasks), float("nan")))
+            self.register_buffer("epoch_loss_sum", torch.zeros(n_tasks))
+            self.register_buffer("epoch_batches", torch.zeros(n_tasks))
+        self.gradnorm_weights = nn.Parameter(torch.ones(n_tasks)) if method == "gradnorm" else None
+        if method == "gradnorm":
+            # each task's loss on the first batch that labels it (NaN: none yet)
+            self.register_buffer("initial_losses", torch.full((n_tasks,), float("nan")))
         # The same selections as plain slices where they are contiguous (the
         # common case): a view costs far less than an indexed copy, in the
         # forward pass and in autograd, and the loss runs once per batch.
@@ -79,24 +130,34 @@ class MultiTaskLoss(nn.Module):
         # every task a regression of width 1 with weight 1: with unweighted
         # y_true the loss is one fused mse_loss
         self._plain_mse = (
-            not uncertainty
+            method in (None, "pcgrad")
             and len(reg) == n_tasks
             and sum(int(w) for w in output_widths) == n_tasks
             and all(w == 1.0 for w in weights)
         )
 
+    @property
+    def needs_task_gradients(self) -> bool:
+        """Whether training needs each task's gradient (GradNorm, PCGrad)."""
+        return self.method in ("gradnorm", "pcgrad")
+
     def task_losses(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
         """Per-task weighted mean losses ``(T,)``; 0 for a task with no label."""
+        return self.labelled_task_losses(y_pred, y_true)[0]
+
+    def labelled_task_losses(self, y_pred: torch.Tensor, y_true: torch.Tensor):
+        """:meth:`task_losses` and which tasks have a label (bool ``(T,)``, None: all)."""
         if y_true.shape[1] == self.n_tasks:
             # targets alone: no label missing, every weight 1
-            return self._row_losses(y_pred, y_true).mean(0)
+            return self._row_losses(y_pred, y_true).mean(0), None
         targets = y_true[:, : self.n_tasks]  # (B, T)
         weight = y_true[:, self.n_tasks]  # (B,)
         labelled = targets == targets  # (B, T), False where NaN
         losses = self._row_losses(y_pred, torch.where(labelled, targets, 0.0))
         row_weight = labelled * weight.unsqueeze(1)  # (B, T)
         total = row_weight.sum(0)
-        return (losses * row_weight).sum(0) / total.clamp_min(torch.finfo(total.dtype).tiny)
+        mean = (losses * row_weight).sum(0) / total.clamp_min(torch.finfo(total.dtype).tiny)
+        return mean, total > 0
 
     def _row_losses(self, y_pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Unweighted losses ``(B, T)`` in task order; ``targets (B, T)`` has no NaN."""
@@ -123,14 +184,85 @@ class MultiTaskLoss(nn.Module):
             losses = losses.index_select(1, self.inverse_order)
         return losses
 
+    def weights(self) -> torch.Tensor:
+        """The factor of each task's loss in the training loss ``(T,)``, detached."""
+        if self.method == "uncertainty":
+            return torch.exp(-self.log_vars.detach())
+        if self.method == "gradnorm":
+            return self.gradnorm_weights.detach()
+        return self.task_weights
+
+    def total(self, losses: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss from the task losses ``(T,)`` (see the class docstring).
+
+        In training mode ``"dwa"`` also adds the batch's losses of the
+        labelled tasks (``present``; None: all) to the epoch's means.
+        """
+        if self.log_vars is not None:
+            return (torch.exp(-self.log_vars) * losses + self.log_vars).sum()
+        if self.method in ("dwa", "gradnorm") and not self.training:
+            return losses.sum()
+        if self.method == "dwa":
+            with torch.no_grad():
+                counted = 1.0 if present is None else present.to(losses.dtype)
+                self.epoch_loss_sum += losses.detach() * counted
+                self.epoch_batches += counted
+        return (self.weights() * losses).sum()
+
     def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
         if self._plain_mse and y_true.shape[1] == self.n_tasks:
             # sum over tasks of the mean squared error, in one op
             return F.mse_loss(y_pred, y_true, reduction="sum") / len(y_true)
-        losses = self.task_losses(y_pred, y_true)
-        if self.log_vars is not None:
-            return (torch.exp(-self.log_vars) * losses + self.log_vars).sum()
-        return (self.task_weights * losses).sum()
+        return self.total(*self.labelled_task_losses(y_pred, y_true))
+
+    @torch.no_grad()
+    def end_epoch(self):
+        """DWA: the next epoch's weights from the mean task losses of the last two.
+
+        A task without a label in an epoch keeps its previous mean. Returns
+        the weights ``(T,)`` the epoch just ended trained with (for the other
+        methods, :meth:`weights` as they are).
+        """
+        used = self.weights().clone()
+        if self.method != "dwa":
+            return used
+        batches = self.epoch_batches
+        mean = torch.where(
+            batches > 0, self.epoch_loss_sum / batches.clamp_min(1), self.dwa_losses[1]
+        )
+        self.dwa_losses[0] = self.dwa_losses[1]
+        self.dwa_losses[1] = mean
+        self.epoch_loss_sum.zero_()
+        self.epoch_batches.zero_()
+        previous, last = self.dwa_losses
+        if bool(torch.isfinite(self.dwa_losses).all()):
+            ratio = last / previous.clamp_min(torch.finfo(previous.dtype).tiny)  # (T,)
+            self.task_weights.copy_(
+                self.n_tasks * torch.softmax(ratio / self.dwa_temperature, dim=0)
+            )
+        return used
+
+    @torch.no_grad()
+    def start_gradnorm_step(self, losses: torch.Tensor, present: torch.Tensor):
+        """GradNorm: remember each task's first loss (``L_k(0)``) as it is labelled."""
+        first = torch.isnan(self.initial_losses) & present
+        self.initial_losses.copy_(
+            torch.where(
+                first,
+                losses.detach().clamp_min(torch.finfo(losses.dtype).tiny),
+                self.initial_losses,
+            )
+        )
+
+    @torch.no_grad()
+    def after_step(self):
+        """GradNorm: renormalise the weights to sum to ``T`` after an optimizer step.
+
+        Weights are kept positive (at least ``1e-3`` before renormalising).
+        """
+        if self.method == "gradnorm":
+            w = self.gradnorm_weights.clamp_(min=1e-3)
+            w.mul_(self.n_tasks / w.sum())
 
 
 def _slice(columns, whole=None):

@@ -258,6 +258,11 @@ class BatchedMLP(nn.Module):
         h = self.act(h)
         return self.drop(h) if self.dropout else h
 
+    @property
+    def last_layer(self) -> nn.Module:
+        """The last layer (a :class:`~torch.nn.Linear` or :class:`BatchedLinear`)."""
+        return self.rest[-1] if len(self.rest) else self.first
+
 
 class MultiTaskModule(nn.Module):
     """Base of every architecture: the task towers and heads, and the contract.
@@ -320,6 +325,51 @@ class MultiTaskModule(nn.Module):
         if self.out_index is not None:
             out = out.index_select(1, self.out_index)  # (B, sum C)
         return out
+
+    def task_parameters(self) -> list[nn.Parameter]:
+        """The parameters of one task only: the towers and heads.
+
+        Returns
+        -------
+        params : list of torch.nn.Parameter
+            Each is reached by one task's loss alone.
+        """
+        towers = [] if self.towers is None else list(self.towers.parameters())
+        return towers + list(self.heads.parameters())
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters the tasks share: everything below the towers.
+
+        Task balancing (``task_weights="pcgrad"``) and the task-conflict
+        diagnostics compare the tasks' gradients on these. An architecture
+        whose bottom holds parameters of a single task may narrow this.
+
+        Returns
+        -------
+        params : list of torch.nn.Parameter
+            In registration order.
+        """
+        own = {id(p) for p in self.task_parameters()}
+        return [p for p in self.parameters() if id(p) not in own]
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight of the last shared layer, whose task gradient norms GradNorm balances.
+
+        Here the last layer of ``self.experts`` (a :class:`BatchedMLP`); an
+        architecture without one overrides this.
+
+        Returns
+        -------
+        params : list of torch.nn.Parameter
+            Usually one weight tensor, a subset of :meth:`shared_parameters`.
+        """
+        experts = getattr(self, "experts", None)
+        if not isinstance(experts, BatchedMLP):
+            raise NotImplementedError(
+                f"{type(self).__name__} does not say which is its last shared layer "
+                "(last_shared_parameters), which task_weights='gradnorm' needs."
+            )
+        return [experts.last_layer.weight]
 
     def expert_labels(self, task_names: Sequence[str]) -> list[str]:
         """One label per expert for users: ``expert_names``, where the tasks have names.
@@ -475,3 +525,13 @@ class EmbeddingNetwork(nn.Module):
 
     def gate_weights(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
         return self.network.gate_weights(self._inputs(x), **kwargs)
+
+    def task_parameters(self) -> list[nn.Parameter]:
+        return self.network.task_parameters()
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        # the embeddings feed every task
+        return [*self.embedding.parameters(), *self.network.shared_parameters()]
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        return self.network.last_shared_parameters()

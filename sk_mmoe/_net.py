@@ -19,6 +19,14 @@ from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog,
 from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator
 
+from ._balancing import (
+    cosine_and_norms,
+    gradnorm_loss,
+    project_conflicting,
+    random_orders,
+    task_gradients,
+)
+
 
 class TensorDataset(torch.utils.data.Dataset):
     """Rows of an input ``X (n, d)`` and a target tensor ``y (n, T + 1)``.
@@ -172,6 +180,13 @@ class MMoENet(NeuralNet):
     records ``*_loss`` and ``*_batch_size`` in the history, so the epoch's
     ``train_loss``, :class:`~skorch.callbacks.EarlyStopping`,
     :class:`~skorch.callbacks.ProgressBar` and user callbacks work as usual.
+
+    Per-task gradients: when the criterion needs them (GradNorm, PCGrad; its
+    ``needs_task_gradients``) or a callback has ``needs_task_gradients =
+    True``, each training step runs one backward pass per task on the
+    module's ``shared_parameters()`` (see :meth:`task_gradient_step`) and
+    hands ``task_grad_cosine`` ``(T, T)`` and ``task_grad_norm`` ``(T,)`` to
+    ``on_batch_end``. Otherwise the step is the plain one.
     """
 
     @property
@@ -198,6 +213,17 @@ class MMoENet(NeuralNet):
         if iterator is None:
             return
         self._set_training(training)
+        self._conflict = training and any(
+            getattr(cb, "needs_task_gradients", False) for _, cb in self.callbacks_
+        )
+        self._task_step = training and (
+            self._conflict or getattr(self.criterion_, "needs_task_gradients", False)
+        )
+        if self._task_step:
+            shared = self.module_.shared_parameters()
+            ids = {id(p) for p in shared}
+            self._shared = shared
+            self._unshared = [p for _, p in self.get_all_learnable_params() if id(p) not in ids]
         # callbacks whose batch-level hooks do something (Callback's are no-ops)
         begin = _listeners(self.callbacks_, "on_batch_begin")
         end = _listeners(self.callbacks_, "on_batch_end")
@@ -232,9 +258,76 @@ class MMoENet(NeuralNet):
         # the module is already in train mode (set by run_single_epoch)
         Xi, yi = batch
         y_pred = self.infer(Xi, **fit_params)
+        if getattr(self, "_task_step", False):
+            return self.task_gradient_step(y_pred, yi)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+    def task_gradient_step(self, y_pred, y_true):
+        """Gradients from each task's own backward pass on the shared parameters.
+
+        With ``T`` tasks: ``T`` backward passes for the task gradients ``g_k``
+        on the shared parameters (of the unweighted task losses; GradNorm only:
+        on the last shared layer), and one pass for the other parameters
+        (towers, heads, learned loss weights) with the loss as usual. The
+        shared parameters get ``sum_k w_k g_k``, or PCGrad's projected sum.
+        GradNorm's weights get the gradient of its loss; the others do not
+        change. Returns the step's dict, with the conflict statistics of
+        ``w_k g_k`` when a callback asked for them.
+        """
+        criterion = self.criterion_
+        y_true = y_true.to(self.device)
+        losses, present = criterion.labelled_task_losses(y_pred, y_true)
+        loss = criterion.total(losses, present)
+        weights = criterion.weights()
+        method = getattr(criterion, "method", None)
+        n_tasks = len(losses)
+        labelled = (
+            torch.ones(n_tasks, dtype=torch.bool, device=losses.device)
+            if present is None
+            else present
+        )
+        flags = labelled.tolist()
+        whole = self._conflict or method == "pcgrad"
+        params = self._shared if whole else self.module_.last_shared_parameters()
+        grads = task_gradients(losses, params, flags)  # (T, P)
+        if method == "gradnorm":
+            criterion.start_gradnorm_step(losses, labelled)
+            last = {id(p) for p in self.module_.last_shared_parameters()}
+            columns = _columns(params, last, grads.device)
+            norms = grads.index_select(1, columns).norm(dim=1) if whole else grads.norm(dim=1)
+            balance, _ = gradnorm_loss(
+                criterion.gradnorm_weights,
+                norms,
+                losses,
+                criterion.initial_losses,
+                criterion.gradnorm_alpha,
+                labelled,
+            )
+            (criterion.gradnorm_weights.grad,) = torch.autograd.grad(
+                balance, criterion.gradnorm_weights
+            )
+        weighted = grads * weights.unsqueeze(1)  # (T, P)
+        if whole:
+            update = (
+                project_conflicting(weighted, random_orders(n_tasks)).sum(0)
+                if method == "pcgrad"
+                else weighted.sum(0)
+            )
+            offset = 0
+            for p in params:
+                p.grad = update[offset : offset + p.numel()].view_as(p).clone()
+                offset += p.numel()
+            others = [p for p in self._unshared if p is not criterion.gradnorm_weights]
+            loss.backward(inputs=others)
+        else:
+            loss.backward()
+        step = {"loss": loss, "y_pred": y_pred}
+        if self._conflict:
+            cosine, norms = cosine_and_norms(weighted.detach())
+            step.update(task_grad_cosine=cosine, task_grad_norm=norms)
+        return step
 
     def train_step(self, batch, **fit_params):
         # skorch's train_step, notifying on_grad_computed only to listeners
@@ -259,7 +352,19 @@ class MMoENet(NeuralNet):
             return step["loss"]
 
         self._step_optimizer(step_fn)
+        if getattr(self, "_task_step", False):
+            self.criterion_.after_step()
         return step_accumulator.get_step()
+
+
+def _columns(params, chosen, device):
+    """Positions ``(P',)`` in the flattened ``params`` of those whose id is in ``chosen``."""
+    spans, offset = [], 0
+    for p in params:
+        if id(p) in chosen:
+            spans.append(torch.arange(offset, offset + p.numel(), device=device))
+        offset += p.numel()
+    return torch.cat(spans)
 
 
 def _with_fused_kernel(optimizer, args, kwargs):

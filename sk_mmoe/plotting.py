@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GateWeightsDisplay", "MultiTaskGainDisplay"]
+__all__ = ["GateWeightsDisplay", "MultiTaskGainDisplay", "TaskConflictDisplay"]
 
 
 def _import_pyplot():
@@ -383,3 +383,174 @@ class MultiTaskGainDisplay:
         display = cls.from_result(result, ax=ax)
         display.result_ = result
         return display
+
+
+class TaskConflictDisplay:
+    """How the tasks' gradients on the shared parameters agree, epoch by epoch.
+
+    Two panels. Left: the cosine similarity between each pair of tasks'
+    gradients on the shared parameters (everything below the task towers),
+    one line per pair, averaged over each epoch's training steps. Right: each
+    task's gradient norm there (of its weighted loss), on a log scale. Fit
+    the estimator with ``track_task_conflict=True`` and build the display with
+    :meth:`from_estimator`, or pass the arrays and call :meth:`plot`.
+
+    Parameters
+    ----------
+    cosine : array-like of shape (n_epochs, n_tasks, n_tasks)
+        Per epoch, the mean cosine similarity of each pair of task gradients.
+    norms : array-like of shape (n_epochs, n_tasks)
+        Per epoch, each task's mean gradient norm.
+    task_names : array-like of str of shape (n_tasks,), default=None
+        Task labels; None gives ``"task_0"``, ``"task_1"``, ...
+
+    Attributes
+    ----------
+    cosine_lines_ : dict
+        ``(task_a, task_b)`` -> the matplotlib line of that pair's cosine.
+    norm_lines_ : dict
+        Task name -> the matplotlib line of its gradient norm.
+    axes_ : ndarray of shape (2,) of matplotlib Axes
+        The cosine and the norm panels.
+    figure_ : matplotlib Figure
+        Figure containing the panels.
+
+    See Also
+    --------
+    GateWeightsDisplay : Which experts each task's gate uses; draw it beside.
+
+    Notes
+    -----
+    How to read it:
+
+    - A cosine near +1: a step for one task is also a step for the other;
+      the tasks help each other through the shared parameters. Near 0: they
+      use the shared parameters independently. Below 0: they conflict, and a
+      step for one undoes part of the other's progress. A pair that stays
+      negative is what ``task_weights="pcgrad"`` removes at every step; it
+      also asks for more task-specific capacity (MMoE rather than
+      Shared-Bottom, more experts, or CGC / PLE's task experts).
+    - A task whose norm is many times the others' drives the shared
+      parameters alone: fixed ``task_weights`` or ``"gradnorm"`` (which
+      balances these norms against each task's training rate) rebalance it.
+    - Next to the gate weights (:class:`GateWeightsDisplay`): conflicting
+      tasks in an MMoE should come to favour different experts; if their
+      gates still mix the same experts, the experts are not separating them.
+
+    Cosines of a single epoch are noisy (each batch's gradients include its
+    sampling noise); read the trend over epochs. Recording costs one
+    backward pass per task at every step.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sk_mmoe import MMoERegressor
+    >>> from sk_mmoe.datasets import make_mmoe_tasks
+    >>> from sk_mmoe.plotting import TaskConflictDisplay
+    >>> X, Y = make_mmoe_tasks(300, n_features=5, correlation=0.5, random_state=0)
+    >>> reg = MMoERegressor(max_epochs=3, track_task_conflict=True, random_state=0).fit(X, Y)
+    >>> disp = TaskConflictDisplay.from_estimator(reg)
+    >>> disp.cosine.shape, disp.norms.shape
+    ((3, 2, 2), (3, 2))
+    >>> sorted(disp.cosine_lines_)
+    [('task_0', 'task_1')]
+    """
+
+    def __init__(self, cosine, norms, *, task_names=None):
+        self.cosine = cosine
+        self.norms = norms
+        self.task_names = task_names
+
+    def plot(self, ax=None):
+        """Draw the two panels.
+
+        Parameters
+        ----------
+        ax : sequence of two matplotlib Axes, default=None
+            Axes for the cosine and the norm panels; None creates a figure.
+
+        Returns
+        -------
+        display : TaskConflictDisplay
+            ``self``, with ``cosine_lines_``, ``norm_lines_``, ``axes_`` and
+            ``figure_`` set.
+        """
+        cosine = np.asarray(self.cosine, dtype=float)
+        norms = np.asarray(self.norms, dtype=float)
+        if cosine.ndim != 3 or cosine.shape[1] != cosine.shape[2]:
+            raise ValueError(
+                f"cosine must be (n_epochs, n_tasks, n_tasks), got shape {cosine.shape}."
+            )
+        if norms.shape != cosine.shape[:2]:
+            raise ValueError(
+                f"norms must be (n_epochs, n_tasks) = {cosine.shape[:2]}, got {norms.shape}."
+            )
+        n_epochs, n_tasks = norms.shape
+        names = _labels(self.task_names, n_tasks, "task_names", "task_{}")
+        if ax is None:
+            _, ax = _import_pyplot().subplots(1, 2, figsize=(10, 3.5))
+        if len(ax) != 2:
+            raise ValueError(f"ax must be two Axes (cosine, norms), got {len(ax)}.")
+        left, right = ax
+        epochs = np.arange(1, n_epochs + 1)
+        self.cosine_lines_ = {}
+        for a in range(n_tasks):
+            for b in range(a + 1, n_tasks):
+                pair = (names[a], names[b])
+                (self.cosine_lines_[pair],) = left.plot(
+                    epochs, cosine[:, a, b], marker="o", label=f"{pair[0]} / {pair[1]}"
+                )
+        left.axhline(0.0, color="black", linewidth=0.8)
+        left.set(
+            xlabel="epoch",
+            ylabel="cosine of task gradients",
+            ylim=(-1.05, 1.05),
+            title="agreement (< 0: conflict)",
+        )
+        self.norm_lines_ = {}
+        for k, name in enumerate(names):
+            (self.norm_lines_[name],) = right.plot(epochs, norms[:, k], marker="o", label=name)
+        right.set(xlabel="epoch", ylabel="gradient norm", yscale="log", title="gradient norm")
+        for panel in (left, right):
+            panel.legend(fontsize="small")
+        self.axes_ = np.array([left, right], dtype=object)
+        self.figure_ = left.figure
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, *, task_names=None, ax=None):
+        """Read the record of a fit with ``track_task_conflict=True`` and plot it.
+
+        Parameters
+        ----------
+        estimator : fitted sk_mmoe estimator or Pipeline ending in one
+            Fitted with ``track_task_conflict=True``.
+        task_names : array-like of str, default=None
+            Task labels; None uses the estimator's ``target_names_``.
+        ax : sequence of two matplotlib Axes, default=None
+            Axes for the cosine and the norm panels; None creates a figure.
+
+        Returns
+        -------
+        display : TaskConflictDisplay
+            The display, drawn.
+        """
+        from sklearn.pipeline import Pipeline
+
+        if isinstance(estimator, Pipeline):
+            estimator = estimator[-1]
+        history = getattr(getattr(estimator, "net_", None), "history", None)
+        epochs = [e for e in (history or []) if "task_grad_cosine" in e]
+        if not epochs:
+            raise ValueError(
+                "The estimator has no task-conflict record: fit it with track_task_conflict=True."
+            )
+        if task_names is None:
+            task_names = getattr(estimator, "target_names_", None)
+        display = cls(
+            np.array([e["task_grad_cosine"] for e in epochs], dtype=float),
+            np.array([e["task_grad_norm"] for e in epochs], dtype=float),
+            task_names=task_names,
+        )
+        return display.plot(ax=ax)

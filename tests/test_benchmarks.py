@@ -23,6 +23,7 @@ def test_quick_benchmark_prints_the_tables():
         "--systems=plain,sk_mmoe,sk_mmoe_ple,deepctr,rechub",
         "--treat-as-missing=deepctr,rechub",
         "--no-memory",
+        "--no-balancing",
     ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -36,6 +37,21 @@ def test_quick_benchmark_prints_the_tables():
     assert "sk_mmoe PLE" in out and "| PLE " in out and "× MMoE" in out
     assert "Targets:" in out
     assert "Scaling" in out and "experts = 8" in out
+
+
+def test_balancing_benchmark_prints_its_table():
+    command = [sys.executable, str(RUN), "--quick", "--rows=500", "--epochs=1", "--only-balancing"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in proc.stdout.splitlines()
+        if line.startswith("| ")
+    }
+    for method in ("dwa", "gradnorm", "pcgrad", "uncertainty"):
+        assert float(rows[f'task_weights="{method}"']) > 0  # timed, not failed
+    assert float(rows["track_task_conflict=True"]) > 0
+    assert "about one extra backward pass per task" in proc.stdout
 
 
 def test_categorical_benchmark_smoke_run():

@@ -31,6 +31,7 @@ Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 2] * X[:, 3]])
 LABELS = pd.DataFrame({"side": np.where(X[:, 0] > 0, "a", "b"), "level": X[:, 1].round() % 3})
 MIXED = pd.DataFrame({"value": Y[:, 0], "side": LABELS["side"]})
 WEIGHTS = RNG.uniform(0.5, 2.0, size=80)
+GAPS = RNG.uniform(size=80)
 
 
 class Snapshots(Callback):
@@ -86,6 +87,20 @@ CASES = {
         WEIGHTS,
     ),
     "unseeded": (MMoERegressor, fast(max_epochs=5, random_state=None, dropout=0.2), Y, None),
+    "dwa, missing labels": (
+        MMoEMultiTask,
+        fast(max_epochs=5, task_weights="dwa", missing_targets="ignore", batch_size=16),
+        # a label missing from one task or the other, never both
+        MIXED.mask(np.column_stack([GAPS < 0.3, GAPS > 0.7])),
+        None,
+    ),
+    "gradnorm, conflict diagnostics": (
+        MMoERegressor,
+        fast(max_epochs=4, task_weights="gradnorm", track_task_conflict=True, batch_size=16),
+        Y,
+        WEIGHTS,
+    ),
+    "pcgrad": (MMoERegressor, fast(max_epochs=4, task_weights="pcgrad", batch_size=16), Y, None),
 }
 
 

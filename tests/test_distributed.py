@@ -155,6 +155,17 @@ def test_accelerator_parameter_trains_through_accelerate_mixin(data):
     assert np.isfinite(reg.predict(X)).all()
 
 
+def test_accelerator_refuses_the_per_task_gradient_methods_and_runs_dwa(data):
+    X, Y = data
+    for params in ({"task_weights": "pcgrad"}, {"track_task_conflict": True}):
+        with pytest.raises(ValueError, match="accelerator"):
+            MMoERegressor(accelerator=RecordingAccelerator(), **params).fit(X, Y)
+    reg = MMoERegressor(
+        accelerator=RecordingAccelerator(), task_weights="dwa", max_epochs=3, random_state=0
+    ).fit(X, Y)
+    assert len(reg.net_.history[:, "task_weights"]) == 3
+
+
 def test_each_process_trains_on_its_share_of_the_batches(data):
     X, Y = data
     n_batches = -(-len(X) // 64)

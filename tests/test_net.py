@@ -78,7 +78,7 @@ def test_unweighted_targets_give_the_same_loss(types, widths, uncertainty):
     targets = _targets(types, widths, 100, g)
     y_pred = torch.randn(100, sum(widths), generator=g)
     for task_weights in (None, [2.0] * len(types)):
-        loss = MultiTaskLoss(types, widths, task_weights, uncertainty)
+        loss = MultiTaskLoss(types, widths, task_weights, "uncertainty" if uncertainty else None)
         full = torch.cat([targets, torch.ones(100, 1)], 1)
         torch.testing.assert_close(loss(y_pred, targets), loss(y_pred, full))
         torch.testing.assert_close(

@@ -138,3 +138,42 @@ def test_matplotlib_imported_lazily():
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported at import time'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------- TaskConflictDisplay
+def test_task_conflict_display_draws_the_recorded_epochs(data):
+    from sk_mmoe.plotting import TaskConflictDisplay
+
+    X, Y = data
+    Y = Y.assign(third=Y["clicks"] - Y["rating"])
+    model = MMoERegressor(
+        n_experts=N_EXPERTS, max_epochs=3, track_task_conflict=True, random_state=0
+    ).fit(X, Y)
+    fig, axes = plt.subplots(1, 3)
+    display = TaskConflictDisplay.from_estimator(model, ax=axes[:2])
+    GateWeightsDisplay.from_estimator(model, X, ax=axes[2])  # side by side
+    history = model.net_.history
+    assert sorted(display.cosine_lines_) == [
+        ("clicks", "rating"),
+        ("clicks", "third"),
+        ("rating", "third"),
+    ]
+    cosine = np.array(history[:, "task_grad_cosine"])
+    np.testing.assert_allclose(
+        display.cosine_lines_[("rating", "third")].get_ydata(), cosine[:, 1, 2]
+    )
+    norms = np.array(history[:, "task_grad_norm"])
+    np.testing.assert_allclose(display.norm_lines_["third"].get_ydata(), norms[:, 2])
+    np.testing.assert_array_equal(display.norm_lines_["clicks"].get_xdata(), [1, 2, 3])
+    assert display.figure_ is fig and display.axes_[1].get_yscale() == "log"
+
+
+def test_task_conflict_display_errors(regressor):
+    from sk_mmoe.plotting import TaskConflictDisplay
+
+    with pytest.raises(ValueError, match="track_task_conflict=True"):
+        TaskConflictDisplay.from_estimator(regressor)
+    with pytest.raises(ValueError, match="cosine must be"):
+        TaskConflictDisplay(np.zeros((2, 2, 3)), np.zeros((2, 2))).plot()
+    with pytest.raises(ValueError, match="norms must be"):
+        TaskConflictDisplay(np.zeros((2, 2, 2)), np.zeros((3, 2))).plot()

@@ -264,3 +264,17 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
             f"{name}_{i}" for name in task_names for i in range(per_task)
         ]
         return labels if len(set(labels)) == len(labels) else list(self.expert_names)
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The last layer of the last level's experts (GradNorm's shared layer).
+
+        It holds the shared experts and every task's own experts of that
+        level (one batched weight); a task's gradient reaches its own experts
+        and the shared ones.
+
+        Returns
+        -------
+        params : list of torch.nn.Parameter
+            The one weight tensor.
+        """
+        return [self.experts[-1].last_layer.weight]
