@@ -194,19 +194,32 @@ def skorch_net(spec, X, Y):
     }
 
 
-def sk_mmoe(spec, X, Y):
-    """sk_mmoe.MMoERegressor with its defaults but the benchmark's sizes."""
+#: CGC and PLE next to the MMoE (8 experts of 16 units): the same experts of
+#: 16 units and towers, numbers of experts chosen for about the same parameter
+#: count on the paper-sized model (MMoE 14,834; CGC 14,430; PLE 15,393)
+ARCHITECTURES = {
+    "sk_mmoe_cgc": {"architecture": "cgc", "n_experts": 4, "n_task_experts": 2},
+    "sk_mmoe_ple": {"architecture": "ple", "n_experts": 3, "n_task_experts": 2, "n_levels": 2},
+}
+
+
+def sk_mmoe(spec, X, Y, architecture=None):
+    """sk_mmoe.MMoERegressor with its defaults but the benchmark's sizes.
+
+    ``architecture``: a key of ``ARCHITECTURES`` (CGC, PLE) instead of the MMoE.
+    """
     from sk_mmoe import MMoERegressor
 
     timer = _epoch_timer_callback()
+    params = {"n_experts": spec["experts"], **ARCHITECTURES.get(architecture, {})}
     est = MMoERegressor(
-        n_experts=spec["experts"],
         expert_units=(spec["expert_units"],),
         tower_units=(spec["tower_units"],),
         batch_size=spec["batch_size"],
         max_epochs=spec["epochs"],
         callbacks=[timer],
         random_state=0,
+        **params,
     )
     clock = Clock()
     clock.start()
@@ -215,6 +228,7 @@ def sk_mmoe(spec, X, Y):
     return {
         "epochs": _timer_of(est.net_).times,
         "fit_total": fit_total,
+        "n_parameters": sum(p.numel() for p in est.module_.parameters()),
         **_predict_times(spec, X, est.predict),
     }
 
@@ -370,6 +384,8 @@ SYSTEMS = {
     "plain_loader": lambda spec, X, Y: plain(spec, X, Y, loader=True),
     "skorch": skorch_net,
     "sk_mmoe": sk_mmoe,
+    "sk_mmoe_cgc": lambda spec, X, Y: sk_mmoe(spec, X, Y, "sk_mmoe_cgc"),
+    "sk_mmoe_ple": lambda spec, X, Y: sk_mmoe(spec, X, Y, "sk_mmoe_ple"),
     "deepctr": deepctr,
     "rechub": rechub,
     "mlp": mlp,

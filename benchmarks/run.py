@@ -37,6 +37,8 @@ SYSTEMS = [
     ("same loop with torch DataLoader", "plain_loader", None),
     ("skorch NeuralNetRegressor, same module, defaults", "skorch", None),
     ("sk_mmoe MMoERegressor", "sk_mmoe", None),
+    ("sk_mmoe CGC (4 shared + 2 per task experts)", "sk_mmoe_cgc", None),
+    ("sk_mmoe PLE (2 levels of 3 shared + 2 per task)", "sk_mmoe_ple", None),
     ("DeepCTR-Torch MMOE", "deepctr", "deepctr_torch"),
     ("torch-rechub MMOE", "rechub", "torch_rechub"),
     ("sklearn MLPRegressor (128, 16)", "mlp", None),
@@ -206,6 +208,31 @@ def main_table(args, settings, missing):
     return table(header, rows), summary, rounds
 
 
+# ---------------------------------------------------------- architectures
+#: sk_mmoe's architectures side by side, each as a ratio to the MMoE
+ARCHITECTURE_ROWS = [("MMoE", "sk_mmoe"), ("CGC", "sk_mmoe_cgc"), ("PLE", "sk_mmoe_ple")]
+
+
+def architecture_table(rounds, summary, clock):
+    """Parameters, time per epoch and the paired ratio to the MMoE of each architecture."""
+    rows = []
+    for label, name in ARCHITECTURE_ROWS:
+        if name not in summary:
+            continue
+        n_parameters = median([res[name].get("n_parameters") for res in rounds if name in res])
+        ratio = paired_ratio(rounds, name, "sk_mmoe", lambda res: epoch_time(res, clock))
+        summary[name]["x_mmoe"] = ratio
+        rows.append(
+            [
+                label,
+                fmt(n_parameters, "{:,.0f}"),
+                fmt(summary[name]["s_per_epoch"], "{:.3f}"),
+                fmt(ratio, "{:.2f}"),
+            ]
+        )
+    return table(["architecture", "parameters", "s / epoch", "× MMoE"], rows)
+
+
 # ---------------------------------------------------------------- scaling
 def scaling_table(args, settings):
     grid = settings["scaling"]
@@ -313,6 +340,13 @@ def target_lines(summary):
         lambda v: v <= 1.0,
         f"{fmt(ratio, '{:.2f}', '?')}x MLPRegressor's time",
     )
+    ple = summary.get("sk_mmoe_ple", {}).get("x_mmoe")
+    check(
+        "PLE per epoch <= 1.3x the MMoE at about its parameter count",
+        ple,
+        lambda v: v <= 1.3,
+        f"{fmt(ple, '{:.2f}', '?')}x" if ple is not None else "PLE not measured",
+    )
     check(
         "predict 1 row <= 2x MLPRegressor",
         s["x_mlp_one"],
@@ -397,6 +431,10 @@ def main(argv=None):
     print()
     print(text, flush=True)
     out["summary"], out["rounds"] = summary, rounds
+    if "sk_mmoe" in summary and len(summary.keys() & dict(ARCHITECTURE_ROWS).values()) > 1:
+        print()
+        print("sk_mmoe's architectures (same data and training; × MMoE: median per-round ratio):")
+        print(architecture_table(rounds, summary, args.clock), flush=True)
 
     if not args.no_memory:
         line, res = memory_line(args, settings)

@@ -1,9 +1,10 @@
 """``python -m sk_mmoe`` (or ``sk-mmoe``): the synthetic experiment of Ma et al. (2018).
 
-Shared-Bottom, one-gate MoE and MMoE are trained with the same budget on
-:func:`~sk_mmoe.datasets.make_mmoe_tasks` tasks at several correlations and
-several seeds. The command prints the parameter counts and a markdown table of
-the test MSE, and writes a figure: the training loss per model and correlation
+Shared-Bottom, one-gate MoE, MMoE and PLE (Tang et al., 2020) are trained with
+the same budget on :func:`~sk_mmoe.datasets.make_mmoe_tasks` tasks at several
+correlations and several seeds. The command prints the parameter counts, a
+markdown table of the test MSE and one of paired per-seed differences with 95%
+intervals, and writes a figure: the training loss per model and correlation
 (the paper's figure 4) next to the test MSE per correlation.
 
 Only the public API is used, so this module doubles as an example.
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: the paper's three models, in the order they are shown; "MoE" has one gate
-MODELS = ("Shared-Bottom", "MoE", "MMoE")
+#: the paper's three models, then PLE, in the order they are shown; "MoE" has one gate
+MODELS = ("Shared-Bottom", "MoE", "MMoE", "PLE")
+#: the paired per-seed differences of test MSE reported: ``(a, b)`` is a - b
+DIFFERENCES = (("MMoE", "Shared-Bottom"), ("MMoE", "MoE"), ("PLE", "MMoE"))
 
 
 @dataclass
@@ -48,6 +51,11 @@ class Setup:
       a failure unrelated to the architectures that swamps the comparison.
     - The Shared-Bottom's width is set so that it has as many parameters as
       the MMoE (the paper used a bottom of 113 units for the same reason).
+    - PLE, the fourth model, has two levels of 2 shared experts and 1 expert
+      per task (4 experts a level, 8 in all, as many as the MMoE), their
+      width set for the MMoE's parameter count. PLE rather than CGC: PLE is
+      the model of Tang et al. and the one they claim beats MMoE at every
+      correlation; CGC is its one-level case.
     """
 
     correlations: tuple = (0.5, 0.9, 1.0)
@@ -62,6 +70,10 @@ class Setup:
     expert_units: int = 16
     tower_units: int = 8
     bottom_units: int | None = None  # None: match the MMoE's parameter count
+    ple_levels: int = 2
+    ple_shared_experts: int = 2
+    ple_task_experts: int = 1
+    ple_units: int | None = None  # None: match the MMoE's parameter count
     activation: str = "elu"
     max_epochs: int = 30
     batch_size: int = 256
@@ -89,11 +101,11 @@ class Setup:
 
 
 def model_params(setup, n_tasks=2):
-    """Estimator parameters of each model; the Shared-Bottom is widened.
+    """Estimator parameters of each model; the Shared-Bottom and PLE are sized to match.
 
     The bottom's width is chosen so that the Shared-Bottom has about as many
     parameters as the MMoE (the paper did the same: a bottom of 113 units
-    against 8 experts of 16).
+    against 8 experts of 16), and so is the width of PLE's experts.
     """
     common = dict(
         tower_units=(setup.tower_units,),
@@ -107,21 +119,37 @@ def model_params(setup, n_tasks=2):
         "MMoE": dict(moe, architecture="mmoe"),
         "MoE": dict(moe, architecture="moe"),
     }
-    width = setup.bottom_units
-    if width is None:
-        target = count_parameters(params["MMoE"], setup.n_features, n_tasks)
-        # the count is affine in the width: two probes give slope and intercept
-        one, two = (
-            count_parameters(
-                dict(common, architecture="shared_bottom", expert_units=(w,)),
-                setup.n_features,
-                n_tasks,
-            )
-            for w in (1, 2)
-        )
-        width = max(1, round((target - one) / (two - one)) + 1)
-    params["Shared-Bottom"] = dict(common, architecture="shared_bottom", expert_units=(width,))
+    target = count_parameters(params["MMoE"], setup.n_features, n_tasks)
+    bottom = dict(common, architecture="shared_bottom")
+    width = setup.bottom_units or _matching_width(bottom, target, setup.n_features, n_tasks)
+    params["Shared-Bottom"] = dict(bottom, expert_units=(width,))
+    ple = dict(
+        common,
+        architecture="ple",
+        n_levels=setup.ple_levels,
+        n_experts=setup.ple_shared_experts,
+        n_task_experts=setup.ple_task_experts,
+    )
+    width = setup.ple_units or _matching_width(ple, target, setup.n_features, n_tasks)
+    params["PLE"] = dict(ple, expert_units=(width,))
     return {name: params[name] for name in MODELS}
+
+
+def _matching_width(params, target, n_features, n_tasks):
+    """The expert width giving ``params`` the parameter count closest to ``target``.
+
+    The count is a polynomial of degree 2 in the width (degree 1 with a single
+    level of experts): three probes give it exactly.
+    """
+    widths = np.array([1.0, 2.0, 3.0])
+    counts = [
+        count_parameters(dict(params, expert_units=(int(w),)), n_features, n_tasks) for w in widths
+    ]
+    a, b, c = np.polyfit(widths, counts, 2)
+    roots = np.roots([a, b, c - target]) if abs(a) > 1e-9 else np.array([(target - c) / b])
+    best = max(float(r.real) for r in roots if abs(r.imag) < 1e-9)
+    candidates = {max(1, math.floor(best)), max(1, math.ceil(best))}
+    return min(candidates, key=lambda w: abs(a * w * w + b * w + c - target))
 
 
 def count_parameters(params, n_features, n_tasks=2):
@@ -192,46 +220,90 @@ def run_experiment(setup, *, progress=True):
 
 
 def summarize(records):
-    """Mean, standard error and per-seed wins of the test MSE.
+    """Mean, standard error, per-seed wins and paired differences of the test MSE.
 
     Returns
     -------
     summary : dict
-        ``summary[model][correlation]`` is ``(mean, standard error)``;
-        ``summary["wins"][correlation]`` counts the seeds where each model had
-        the lowest test MSE.
+        ``summary[model][correlation]`` is ``(mean, standard error)`` for each
+        model in the records; ``summary["wins"][correlation]`` counts the seeds
+        where each model had the lowest test MSE;
+        ``summary["differences"][(a, b)][correlation]`` is the mean over seeds
+        of ``a``'s test MSE minus ``b``'s on the same seed, with the 95%
+        t-interval of that mean: ``(mean, low, high)`` (for each pair of
+        ``DIFFERENCES`` in the records).
     """
+    from scipy.stats import t as student_t
+
     correlations = sorted({r["correlation"] for r in records})
-    summary = {name: {} for name in MODELS}
+    models = [name for name in MODELS if any(r["model"] == name for r in records)]
+    summary = {name: {} for name in models}
     summary["wins"] = {}
+    pairs = [(a, b) for a, b in DIFFERENCES if a in models and b in models]
+    summary["differences"] = {pair: {} for pair in pairs}
     for p in correlations:
         runs = [r for r in records if r["correlation"] == p]
-        for name in MODELS:
+        by_seed = {}
+        for r in runs:
+            by_seed.setdefault(r["seed"], {})[r["model"]] = r["test_mse"]
+        for name in models:
             mse = np.array([r["test_mse"] for r in runs if r["model"] == name])
             sem = mse.std(ddof=1) / math.sqrt(len(mse)) if len(mse) > 1 else float("nan")
             summary[name][p] = (float(mse.mean()), float(sem))
-        wins = dict.fromkeys(MODELS, 0)
-        for seed in sorted({r["seed"] for r in runs}):
-            by_model = {r["model"]: r["test_mse"] for r in runs if r["seed"] == seed}
-            wins[min(by_model, key=by_model.get)] += 1
+        wins = dict.fromkeys(models, 0)
+        for seed in sorted(by_seed):
+            wins[min(by_seed[seed], key=by_seed[seed].get)] += 1
         summary["wins"][p] = wins
+        for a, b in pairs:
+            diff = np.array([m[a] - m[b] for m in by_seed.values() if a in m and b in m])
+            mean, n = float(diff.mean()), len(diff)
+            half = (
+                student_t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n)
+                if n > 1
+                else float("nan")
+            )
+            summary["differences"][(a, b)][p] = (mean, mean - half, mean + half)
     return summary
+
+
+def _models(summary):
+    return [name for name in MODELS if name in summary]
 
 
 def markdown_table(summary, n_parameters=None):
     """The summary as a markdown table: one row per model, one column per correlation."""
     correlations = sorted(summary["wins"])
+    models = _models(summary)
     header = ["model"] + (["parameters"] if n_parameters else [])
     header += [f"p = {float(p)}" for p in correlations]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in MODELS:
+    for name in models:
         row = [name] + ([f"{n_parameters[name]:,}"] if n_parameters else [])
         for p in correlations:
             mean, sem = summary[name][p]
-            best = min(summary[m][p][0] for m in MODELS) == mean
+            best = min(summary[m][p][0] for m in models) == mean
             cell = f"{mean:.4f}" + ("" if math.isnan(sem) else f" ± {sem:.4f}")
             row.append(f"**{cell}**" if best else cell)
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def differences_table(summary):
+    """Paired per-seed differences as a markdown table: mean and 95% interval per correlation.
+
+    A negative difference ``a - b`` means ``a`` had the lower test MSE; an
+    interval that excludes 0 means the seeds agree on the sign.
+    """
+    correlations = sorted(summary["wins"])
+    header = ["paired difference"] + [f"p = {float(p)}" for p in correlations]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (a, b), by_p in summary["differences"].items():
+        cells = []
+        for p in correlations:
+            mean, low, high = by_p[p]
+            interval = "" if math.isnan(low) else f" [{low:+.4f}, {high:+.4f}]"
+            cells.append(f"{mean:+.4f}{interval}")
+        lines.append(f"| {a} - {b} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -247,12 +319,13 @@ def plot_results(records, path):
 
     summary = summarize(records)
     correlations = sorted(summary["wins"])
-    colors = dict(zip(MODELS, ("tab:gray", "tab:orange", "tab:blue")))
+    models = _models(summary)
+    colors = dict(zip(MODELS, ("tab:gray", "tab:orange", "tab:blue", "tab:green")))
     n_panels = len(correlations) + 1
     fig = Figure(figsize=(3.4 * n_panels, 3.4), layout="constrained")
     axes = fig.subplots(1, n_panels)
     for ax, p in zip(axes, correlations):
-        for name in MODELS:
+        for name in models:
             curves = np.stack(
                 [r["train_loss"] for r in records if r["model"] == name and r["correlation"] == p]
             )
@@ -264,7 +337,8 @@ def plot_results(records, path):
     ax = axes[-1]
     # models side by side at each correlation, so that the error bars do not overlap
     dodge = 0.03 * (max(correlations) - min(correlations) or 1.0)
-    for offset, name in zip((-dodge, 0.0, dodge), MODELS):
+    offsets = dodge * (np.arange(len(models)) - (len(models) - 1) / 2)
+    for offset, name in zip(offsets, models):
         mean, sem = np.array([summary[name][p] for p in correlations]).T
         x = np.asarray(correlations) + offset
         ax.errorbar(x, mean, yerr=sem, color=colors[name], marker="o", capsize=3)
@@ -291,8 +365,9 @@ def build_parser():
         prog="python -m sk_mmoe",
         description=(
             "Reproduce the synthetic experiment of Ma et al. (KDD 2018): Shared-Bottom, "
-            "one-gate MoE and MMoE trained with the same budget on two regression tasks "
-            "of controlled correlation. Prints the test MSE per model and correlation and "
+            "one-gate MoE, MMoE and PLE (Tang et al., 2020) trained with the same budget "
+            "on two regression tasks of controlled correlation. Prints the test MSE per "
+            "model and correlation, paired per-seed differences with 95% intervals, and "
             "writes a figure."
         ),
     )
@@ -389,11 +464,15 @@ def main(argv=None):
     )
     for name in MODELS:
         units = params[name]["expert_units"][0]
-        shape = (
-            f"bottom of {units} units"
-            if name == "Shared-Bottom"
-            else f"{setup.n_experts} experts of {units} units"
-        )
+        if name == "Shared-Bottom":
+            shape = f"bottom of {units} units"
+        elif name == "PLE":
+            shape = (
+                f"{setup.ple_levels} levels of {setup.ple_shared_experts} shared + "
+                f"{setup.ple_task_experts} per-task experts of {units} units"
+            )
+        else:
+            shape = f"{setup.n_experts} experts of {units} units"
         print(
             f"  {name:<13} {n_parameters[name]:>7,} parameters ({shape}, towers of "
             f"{setup.tower_units})"
@@ -405,15 +484,21 @@ def main(argv=None):
     print()
     print(markdown_table(summary, n_parameters))
     print()
+    print(
+        "Paired per-seed differences of test MSE (mean over seeds [95% t-interval]; "
+        "negative: the first model is better):"
+    )
+    print()
+    print(differences_table(summary))
+    print()
     for p in sorted(summary["wins"]):
         wins = ", ".join(f"{name} {n}" for name, n in summary["wins"][p].items())
         print(f"lowest test MSE per seed at p = {float(p)}: {wins}")
-    mmoe_best = all(
-        summary["MMoE"][p][0] <= min(summary[m][p][0] for m in MODELS) for p in summary["wins"]
+    lowest = ", ".join(
+        f"p = {float(p)}: {min(MODELS, key=lambda m: summary[m][p][0])}"
+        for p in sorted(summary["wins"])
     )
-    print(
-        "MMoE has the lowest mean test MSE at every correlation: " + ("yes" if mmoe_best else "no")
-    )
+    print(f"lowest mean test MSE: {lowest}")
     elapsed = f"{time.perf_counter() - start:.0f} s in all"
     if not has_matplotlib:
         print(f"no figure written: matplotlib is not installed ({elapsed})")

@@ -445,24 +445,45 @@ class _BaseMMoE(BaseEstimator):
         outputs = self._forward(X)
         return self.target_encoder_.decode(outputs)
 
-    def gate_weights(self, X):
-        """Mixture weights of each task's gate over the experts.
+    def gate_weights(self, X, level=-1):
+        """Mixture weights of each gate over the experts.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Input rows.
+        level : int, default=-1
+            Which level of gates: for ``architecture="ple"`` from 0 (the
+            first) to ``n_levels - 1``, negative values counting from the
+            last; the other architectures have one level (0 or -1).
 
         Returns
         -------
-        weights : ndarray of shape (n_samples, n_tasks, n_experts)
-            Non-negative, each row summing to 1. For ``architecture="moe"``
-            every task shares the one gate.
+        weights : ndarray of shape (n_samples, n_gates, n_experts)
+            Non-negative, each row summing to 1; experts in the order of
+            ``expert_names_``. The gates are the tasks' (``n_gates =
+            n_tasks``), except at a PLE level below the last, where a last
+            row holds that level's shared gate (``n_gates = n_tasks + 1``).
+            For ``architecture="moe"`` every task shares the one gate; for
+            ``"cgc"`` and ``"ple"`` a task's gate is exactly 0 on the other
+            tasks' experts.
         """
         check_is_fitted(self)
         if not self.module_.has_gates:
             raise ValueError(f"architecture={self.architecture!r} has no gates.")
-        return self._forward(X, method="gate_weights").astype(np.float64)
+        gates = functools.partial(self.module_.gate_weights, level=level)
+        return self._forward(X, method=gates).astype(np.float64)
+
+    @property
+    def expert_names_(self):
+        """Label of each expert, in the order of ``gate_weights``' last axis.
+
+        ``"expert_0"``, ... for ``"mmoe"`` and ``"moe"``; ``"shared_0"``,
+        ... then ``"<task name>_0"``, ... (``target_names_``) for ``"cgc"``
+        and ``"ple"``; empty for ``"shared_bottom"``.
+        """
+        check_is_fitted(self)
+        return self.module_.expert_labels([str(name) for name in self.target_names_])
 
     def save(self, path):
         """Save the fitted estimator to a file that is safe to load.
@@ -567,7 +588,8 @@ class _BaseMMoE(BaseEstimator):
                 task_weights=estimator._check_task_weights(fitted["n_tasks_"]),
                 inputs=inputs,
             )
-            net.initialize()
+            with seeded(0, net.device):  # the weights are overwritten: leave torch's RNG alone
+                net.initialize()
             try:
                 net.module_.load_state_dict(saved.state["module"])
                 net.criterion_.load_state_dict(saved.state["criterion"])
@@ -590,35 +612,39 @@ class _BaseMMoE(BaseEstimator):
             raise ValueError(f"{path} is not a valid sk_mmoe file: missing or bad {exc}") from None
         return estimator
 
-    def gate_summary(self, X):
+    def gate_summary(self, X, level=-1):
         """Per-task gate health: mean weight of each expert and gate entropy.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Input rows.
+        level : int, default=-1
+            Which level of gates (see ``gate_weights``).
 
         Returns
         -------
         summary : pandas.DataFrame
-            One row per task (index ``target_names_``): columns
-            ``expert_0``, ... hold the task's mean gate weight per expert
-            (summing to 1); ``entropy`` the mean entropy of the task's gate
-            in nats (0 when a gate always picks one expert, ``log(n_experts)``
-            when it weighs all experts equally); ``top_expert`` and
+            One row per task (index ``target_names_``; at a PLE level below
+            the last, a last row ``"shared"`` for the shared gate): columns
+            ``expert_names_`` hold the gate's mean weight per expert
+            (summing to 1); ``entropy`` the mean entropy of the gate in nats
+            (0 when a gate always picks one expert, ``log(n)`` when it weighs
+            all ``n`` experts it can reach equally); ``top_expert`` and
             ``top_weight`` the expert with the largest mean weight.
         """
-        return summarize(self.gate_weights(X), self.target_names_, self.module_.expert_names)
+        weights = self.gate_weights(X, level=level)
+        names = list(self.target_names_) + ["shared"] * (weights.shape[1] - self.n_tasks_)
+        return summarize(weights, names, self.expert_names_)
 
     def _warn_on_gate_collapse(self, X):
         threshold = self.gate_collapse_threshold
         if threshold is None or not self.module_.has_gates:
             return
         weights = run_module(self.module_, "gate_weights", X[:GATE_CHECK_ROWS], self.net_.device)
-        summary = summarize(
-            weights.astype(np.float64), self.target_names_, self.module_.expert_names
-        )
-        warn_on_collapse(summary, threshold, self.module_.expert_names, stacklevel=5)
+        labels = self.expert_names_
+        summary = summarize(weights.astype(np.float64), self.target_names_, labels)
+        warn_on_collapse(summary, threshold, labels, stacklevel=5)
 
     def _score_tasks(self, X, y, sample_weight):
         """Mean over tasks of R² (regression) or accuracy (classification).

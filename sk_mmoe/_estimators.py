@@ -20,20 +20,27 @@ from ._task_types import CLASSIFICATION, REGRESSION, TASK_TYPES
 # docstrings are dedented (``inspect.cleandoc``) before they are filled in,
 # so the result is the same on every Python version.
 _SHARED_PARAMETERS = """\
-architecture : {"mmoe", "moe", "shared_bottom"}, default="mmoe"
+architecture : {"mmoe", "moe", "shared_bottom", "cgc", "ple"}, default="mmoe"
     The network (see ``sk_mmoe.architectures.ARCHITECTURES``). ``"mmoe"``:
     one softmax gate per task over shared experts (Ma et al., 2018).
     ``"moe"``: one gate shared by all tasks. ``"shared_bottom"``: one
     shared MLP (of widths ``expert_units``) under the task towers.
+    ``"cgc"``: shared experts plus ``n_task_experts`` experts per task;
+    task k's gate mixes the shared experts and task k's own only (Tang
+    et al., 2020). ``"ple"``: CGC levels stacked ``n_levels`` deep, each
+    level but the last with a shared gate over all its experts that feeds
+    the next level's shared experts.
 n_experts : int, default=8
     Number of experts (ignored by ``"shared_bottom"``); for ``"cgc"`` and
-    ``"ple"`` the number of shared experts per level.
+    ``"ple"`` the number of shared experts per level (each level then has
+    ``n_experts + n_tasks * n_task_experts`` experts).
 n_task_experts : int, default=1
     ``"cgc"`` and ``"ple"`` only (ignored by the others): experts of each
     task per level.
 n_levels : int, default=2
-    ``"ple"`` only (ignored by the others): number of extraction levels;
-    ``"cgc"`` is one level.
+    ``"ple"`` only (ignored by the others, so one grid can search it
+    with ``architecture``): number of extraction levels; ``"cgc"`` is one
+    level, and ``"ple"`` with ``n_levels=1`` is the same network.
 categorical_features : "from_dtype", array-like or None, default="from_dtype"
     Which columns of ``X`` are categorical and get a learned embedding, as
     in ``HistGradientBoostingClassifier``: ``"from_dtype"`` (the category,
@@ -73,8 +80,9 @@ gate_dropout : float in [0, 1), default=0.0
     RecSys 2019). In our runs it did not measurably raise gate entropy.
 gate_collapse_threshold : float in (0, 1] or None, default=0.95
     After ``fit``, warn (``GateCollapseWarning``) when a task's gate puts
-    more than this mean weight on one expert; None disables the check.
-    See ``gate_summary``.
+    more than this mean weight on one expert (for ``"ple"``, the gates of
+    the last level, which feed the towers); None disables the check. See
+    ``gate_summary``.
 task_weights : array-like of shape (n_tasks,) or "uncertainty", default=None
     Fixed non-negative loss weight per task (None: all 1), or
     ``"uncertainty"`` to learn them (Kendall et al., 2018).
@@ -151,6 +159,11 @@ net_ : skorch.NeuralNet
     The trained net; ``net_.history`` is the training log.
 module_ : torch.nn.Module
     The trained network.
+expert_names_ : list of str
+    Label of each expert, in the order of ``gate_weights``' last axis:
+    ``"expert_0"``, ... for ``"mmoe"`` and ``"moe"``; ``"shared_0"``, ...
+    then ``"<task name>_0"``, ... for ``"cgc"`` and ``"ple"``; empty for
+    ``"shared_bottom"``.
 n_iter_ : int
     Epochs trained in total. With ``early_stopping``, ``net_.history``
     holds ``valid_loss`` and ``valid_loss_<task name>`` for each epoch."""

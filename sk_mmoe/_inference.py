@@ -24,9 +24,11 @@ MIN_PREDICT_ROWS = 64
 def run_module(module, method, X, device):
     """``getattr(module, method)`` on the rows of ``X``, as float32 numpy.
 
-    ``X`` is validated numeric input; the module is put in eval mode.
+    ``method`` is a method name or a callable (e.g. a bound method with
+    arguments fixed by ``functools.partial``); ``X`` is validated numeric
+    input; the module is put in eval mode.
     """
-    fn = getattr(module, method)
+    fn = getattr(module, method) if isinstance(method, str) else method
     n_rows = X.shape[0]
     module.eval()
     with torch.inference_mode():

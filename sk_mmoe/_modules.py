@@ -68,6 +68,96 @@ def _mix_experts(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     return (weights.unsqueeze(-1) * experts.unsqueeze(1)).sum(2)
 
 
+def _drop_experts(weights: torch.Tensor, p: float) -> torch.Tensor:
+    """Drop each expert from each gate's mixture with probability ``p``; renormalise.
+
+    ``(B, G, E) -> (B, G, E)``, rows summing to 1 again. Experts a gate gives
+    no weight (masked, or an underflowed softmax) do not count as kept, and a
+    gate never loses every expert: its heaviest one stays.
+    """
+    n_experts = weights.shape[-1]
+    keep = (torch.rand_like(weights) >= p) & (weights > 0)
+    top = nn.functional.one_hot(weights.argmax(dim=-1), n_experts).bool()
+    keep = keep | (top & ~keep.any(dim=-1, keepdim=True))
+    weights = weights * keep
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
+def _linear_pair(
+    x: torch.Tensor, first: nn.Linear, second: nn.Linear, training: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``first(x)`` and ``second(x)``: two matmuls in training, one in eval mode.
+
+    In eval mode the two weights are stacked ``(out_1 + out_2, d)`` and run
+    as one matmul: this keeps a narrow output (gate logits) out of the narrow
+    matmuls whose BLAS kernel depends on the number of rows (which would make
+    a row's prediction depend on how many rows came with it). In training
+    mode they are two matmuls, which are cheaper to differentiate than the
+    stacking.
+    """
+    if training:
+        return first(x), second(x)
+    weight = torch.cat([first.weight, second.weight])
+    bias = torch.cat([first.bias, second.bias])
+    out = _row_stable_linear(x, weight, bias)  # (B, out_1 + out_2)
+    return out.split([first.out_features, second.out_features], dim=1)
+
+
+def _row_stable_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``nn.functional.linear`` whose result for a row does not depend on the other rows.
+
+    On AVX-512, BLAS gave a row of ``(B, in) x (in, out)`` a result that
+    depended on the number of rows (64 or 400) for most ``in`` not a
+    multiple of 4 and for ``out`` below 16 (e.g. 17 inputs to 8 units). The
+    matmul is run with zero columns added to reach ``in`` a multiple of 4
+    and ``out`` a multiple of 4 of at least 16, and the extra outputs are
+    sliced off: the same numbers, from a kernel that treats every row alike.
+    Used in eval mode only (training has no such promise).
+    """
+    n_out, n_in = weight.shape
+    pad_in = -n_in % 4
+    pad_out = max(16, n_out + (-n_out % 4)) - n_out
+    if pad_in or pad_out:
+        # (out, in) -> (out + pad_out, in + pad_in); x (B, in) -> (B, in + pad_in)
+        weight = nn.functional.pad(weight, (0, pad_in, 0, pad_out))
+        bias = nn.functional.pad(bias, (0, pad_out))
+        x = nn.functional.pad(x, (0, pad_in))
+    return nn.functional.linear(x, weight, bias)[:, :n_out]
+
+
+#: output widths of a batched matmul that are computed wider (zero columns,
+#: sliced off): on AVX-512 the BLAS kernels for widths 5-7 and 9-11 gave a
+#: row a result that depended on its position among the rows (so on how rows
+#: were batched); widths 1-4, 8 and 12 to 40 did not
+_BMM_PADDED_WIDTHS = {5: 8, 6: 8, 7: 8, 9: 12, 10: 12, 11: 12}
+
+
+def _batched_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``k`` affine maps at once: ``(k, B, in) x (k, in, out) + (k, out) -> (k, B, out)``.
+
+    One ``baddbmm`` (bias added inside the matmul call), no permutes; a map
+    with ``in * out`` below ``_BMM_MIN_SIZE`` is a broadcast multiply and sum
+    instead, so that no row count switches it between kernels. An output
+    width that BLAS would handle row-position-dependently is padded
+    (``_BMM_PADDED_WIDTHS``).
+    """
+    n_out = weight.shape[2]
+    if weight.shape[1] * n_out < _BMM_MIN_SIZE:
+        # (k, B, i, 1) * (k, 1, i, o) -> sum over i -> (k, B, o)
+        out = (x.unsqueeze(-1) * weight.unsqueeze(1)).sum(-2)
+        return out + bias.unsqueeze(1)
+    pad = _BMM_PADDED_WIDTHS.get(n_out, n_out) - n_out
+    if n_out == 1 and weight.shape[0] == 1:
+        pad = 1  # one matrix-vector product: BLAS's gemv, row-position-dependent too
+    if pad:
+        # (k, i, o) -> (k, i, o + pad) and (k, o) -> (k, o + pad), zeros
+        weight = nn.functional.pad(weight, (0, pad))
+        bias = nn.functional.pad(bias, (0, pad))
+    # bias (k, o) -> (k, 1, o); (k, B, i) x (k, i, o) -> (k, B, o)
+    out = torch.baddbmm(bias.unsqueeze(1), x, weight)
+    return out[..., :n_out] if pad else out
+
+
 class BatchedLinear(nn.Module):
     """``k`` independent linear maps applied in one batched matmul.
 
@@ -93,12 +183,7 @@ class BatchedLinear(nn.Module):
 
         One ``baddbmm`` (bias added inside the matmul call), no permutes.
         """
-        if self.weight.shape[1] * self.weight.shape[2] < _BMM_MIN_SIZE:
-            # (k, B, i, 1) * (k, 1, i, o) -> sum over i -> (k, B, o)
-            out = (x.unsqueeze(-1) * self.weight.unsqueeze(1)).sum(-2)
-            return out + self.bias.unsqueeze(1)
-        # bias (k, o) -> (k, 1, o); (k, B, i) x (k, i, o) -> (k, B, o)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+        return _batched_affine(x, self.weight, self.bias)
 
 
 class BatchedMLP(nn.Module):
@@ -146,6 +231,10 @@ class BatchedMLP(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shared_input and not self.training:
+            return self.forward_from_first(
+                _row_stable_linear(x, self.first.weight, self.first.bias)
+            )
         return self.forward_from_first(self.first(x))
 
     def forward_from_first(self, h: torch.Tensor) -> torch.Tensor:
@@ -231,6 +320,22 @@ class MultiTaskModule(nn.Module):
         if self.out_index is not None:
             out = out.index_select(1, self.out_index)  # (B, sum C)
         return out
+
+    def expert_labels(self, task_names: Sequence[str]) -> list[str]:
+        """One label per expert for users: ``expert_names``, where the tasks have names.
+
+        Parameters
+        ----------
+        task_names : sequence of str
+            The name of each task, in the order of the outputs.
+
+        Returns
+        -------
+        labels : list of str
+            Here ``expert_names``; architectures with task-specific experts
+            name their owners.
+        """
+        return list(self.expert_names)
 
     def gate_weights(self, x: torch.Tensor, level: int = -1) -> torch.Tensor:
         """Gate weights ``(B, T, E)``; architectures without gates raise ValueError.
@@ -355,6 +460,10 @@ class EmbeddingNetwork(nn.Module):
     @property
     def expert_names(self) -> list:
         return self.network.expert_names
+
+    def expert_labels(self, task_names: Sequence[str]) -> list[str]:
+        """The wrapped network's expert labels (see ``MultiTaskModule.expert_labels``)."""
+        return self.network.expert_labels(task_names)
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, n_numeric + n_cat)`` to the network's input ``(B, n_numeric + D)``."""

@@ -37,7 +37,18 @@ SCORINGS = {
 MULTI_TASK, SINGLE_TASK = "multi-task", "single-task"
 
 
-def multitask_gain(estimator, X, y, *, cv=5, scoring=None, baselines=None, n_jobs=None, verbose=0):
+def multitask_gain(
+    estimator,
+    X,
+    y,
+    *,
+    cv=5,
+    scoring=None,
+    baselines=None,
+    single_task=True,
+    n_jobs=None,
+    verbose=0,
+):
     """Cross-validate a multi-task model against one model per task, on shared folds.
 
     The multi-task ``estimator`` is fitted on all tasks; a clone of it (same
@@ -70,10 +81,18 @@ def multitask_gain(estimator, X, y, *, cv=5, scoring=None, baselines=None, n_job
         (``"roc_auc"``, ``"accuracy"``, ``"r2"``, ``"neg_mean_squared_error"``,
         ``"neg_log_loss"``) or a callable ``metric(y_true, y_pred)`` on
         ``predict`` for every task, or a dict of these by task name.
-    baselines : dict of str to estimator, default=None
-        Other per-task models to compare with, e.g.
-        ``{"HGB": HistGradientBoostingClassifier()}``; each is cloned and
-        fitted on each task alone.
+    baselines : dict, default=None
+        Other per-task models to compare with, by name: an estimator (cloned
+        and fitted on each task alone), or a dict with keys
+        ``"regression"`` and ``"classification"`` giving the estimator for
+        each kind of task, e.g. ``{"HGB": {"regression":
+        HistGradientBoostingRegressor(), "classification":
+        HistGradientBoostingClassifier()}}``.
+    single_task : bool, default=True
+        Whether to fit the single-task clones (the ``"single-task"``
+        baseline). False scores the multi-task model (and ``baselines``)
+        only, e.g. to add another architecture to a comparison on the same
+        folds.
     n_jobs : int, default=None
         Fits run in parallel through joblib (so the Dask backend works).
     verbose : int, default=0
@@ -125,9 +144,10 @@ def multitask_gain(estimator, X, y, *, cv=5, scoring=None, baselines=None, n_job
     for fold, (train, test) in enumerate(splits):
         jobs.append((MULTI_TASK, None, fold, estimator, train, test))
         for k in range(len(names)):
-            jobs.append((SINGLE_TASK, k, fold, _single_task(estimator, k, names), train, test))
+            if single_task:
+                jobs.append((SINGLE_TASK, k, fold, _single_task(estimator, k, names), train, test))
             for name, baseline in baselines.items():
-                jobs.append((name, k, fold, baseline, train, test))
+                jobs.append((name, k, fold, _for_task(baseline, task_types[k], name), train, test))
     results = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_fit_and_score)(model, task, fold, est, X, frame, train, test, scorers, names)
         for model, task, fold, est, train, test in jobs
@@ -136,7 +156,7 @@ def multitask_gain(estimator, X, y, *, cv=5, scoring=None, baselines=None, n_job
         [row for rows in results for row in rows],
         columns=["model", "task", "fold", "score", "fit_time"],
     )
-    gains = _gains(scores, [SINGLE_TASK, *baselines], names)
+    gains = _gains(scores, [SINGLE_TASK] * single_task + list(baselines), names)
     seesaw = {
         baseline: bool((group["mean"] > 0).any() and (group["mean"] < 0).any())
         for baseline, group in gains.groupby(level="baseline", sort=False)
@@ -193,6 +213,18 @@ def _scorers(scoring, names, task_types):
                 f"scoring for task {name!r} must be a string or a callable, got {spec!r}."
             )
     return out
+
+
+def _for_task(baseline, kind, name):
+    """The baseline estimator for a task of type ``kind``."""
+    if not isinstance(baseline, dict):
+        return baseline
+    key = "regression" if kind == REGRESSION else "classification"
+    if key not in baseline:
+        raise ValueError(
+            f"baselines[{name!r}] has no {key!r} estimator, needed for a {kind} task."
+        )
+    return baseline[key]
 
 
 def _single_task(estimator, k, names):

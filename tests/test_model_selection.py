@@ -123,3 +123,16 @@ def test_display(result):
     red = matplotlib.colors.to_rgb("tab:red")
     for color, loses in zip(colors, result.gains.loc["single-task", "loses"]):
         assert (color == pytest.approx(red)) == bool(loses)
+
+
+def test_baselines_by_task_type_and_without_single_task():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 3))
+    Y = pd.DataFrame({"click": np.where(X[:, 0] > 0, "yes", "no"), "time": X[:, 1] * 3})
+    est = MMoEMultiTask(**(PARAMS | {"max_epochs": 2}))
+    dummies = {"regression": DummyRegressor(), "classification": DummyClassifier()}
+    result = multitask_gain(est, X, Y, cv=2, baselines={"dummy": dummies}, single_task=False)
+    assert set(result.scores["model"]) == {"multi-task", "dummy"}
+    assert result.gains.index.get_level_values("baseline").unique().tolist() == ["dummy"]
+    with pytest.raises(ValueError, match="no 'regression' estimator"):
+        multitask_gain(est, X, Y, cv=2, baselines={"dummy": {"classification": DummyClassifier()}})

@@ -166,6 +166,8 @@ def test_fused_optimizer_where_torch_has_one(data):
         (10, 3, 4, (32, 8), (8, 4)),
         (30, 16, 8, (64,), (32,)),
         (20, 2, 64, (16,), ()),
+        (17, 2, 4, (8,), (4,)),  # an odd input width: narrow BLAS kernels differ by rows
+        (20, 1, 5, (32, 10), (10,)),  # widths and a single head BLAS handles per row block
     ],
 )
 def test_predictions_do_not_depend_on_batching(

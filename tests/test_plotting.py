@@ -48,7 +48,8 @@ def test_from_estimator_draws_mean_gate_weights(regressor, data):
     assert disp.im_.get_array().shape == (2, N_EXPERTS)
     assert disp.ax_.figure is disp.figure_
     assert [t.get_text() for t in disp.ax_.get_yticklabels()] == ["clicks", "rating"]
-    assert [t.get_text() for t in disp.ax_.get_xticklabels()] == ["0", "1", "2"]
+    expert_labels = ["expert_0", "expert_1", "expert_2"]  # regressor.expert_names_
+    assert [t.get_text() for t in disp.ax_.get_xticklabels()] == expert_labels
     assert disp.text_.shape == (2, N_EXPERTS)
     assert disp.text_[1, 2].get_text() == f"{expected[1, 2]:.2f}"
     assert disp.ax_.get_xlabel() == "expert"

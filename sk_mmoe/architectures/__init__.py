@@ -11,7 +11,7 @@ Examples
 --------
 >>> from sk_mmoe.architectures import ARCHITECTURES
 >>> sorted(ARCHITECTURES)
-['mmoe', 'moe', 'shared_bottom']
+['cgc', 'mmoe', 'moe', 'ple', 'shared_bottom']
 >>> ARCHITECTURES["mmoe"].has_gates, ARCHITECTURES["shared_bottom"].has_gates
 (True, False)
 """
@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ._gated import MixtureOfExperts
+from ._ple import ProgressiveLayeredExtraction
 from ._shared_bottom import SharedBottom
 
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
     "MixtureOfExperts",
+    "ProgressiveLayeredExtraction",
     "SharedBottom",
     "register_architecture",
     "unregister_architecture",
@@ -163,5 +165,27 @@ register_architecture(
         SharedBottom,
         params=_COMMON,
         description="Shared-Bottom: one shared MLP under the task towers.",
+    )
+)
+
+_PLE = ("n_experts", "n_task_experts", *_COMMON, "gate_dropout")
+
+register_architecture(
+    Architecture(
+        "cgc",
+        ProgressiveLayeredExtraction,
+        params=_PLE,
+        fixed={"n_levels": 1},
+        description="Customized Gate Control: shared and task-specific experts, one gate "
+        "per task over the shared experts and its own (Tang et al., 2020).",
+    )
+)
+register_architecture(
+    Architecture(
+        "ple",
+        ProgressiveLayeredExtraction,
+        params=("n_levels", *_PLE),
+        description="Progressive Layered Extraction: CGC levels stacked n_levels deep, "
+        "with a shared gate feeding the next level (Tang et al., 2020).",
     )
 )

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._modules import BatchedMLP, MultiTaskModule, _mix_experts, _softmax
+from .._modules import (
+    BatchedMLP,
+    MultiTaskModule,
+    _drop_experts,
+    _linear_pair,
+    _mix_experts,
+    _softmax,
+)
 
 
 class MixtureOfExperts(MultiTaskModule):
@@ -76,32 +83,16 @@ class MixtureOfExperts(MultiTaskModule):
     def _first_layer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The experts' first layer ``(B, E * H)`` and the gate logits ``(B, G * E)``.
 
-        In eval mode both are one matmul, the two weights stacked
-        ``(E * H + G * E, d)``: this keeps the gate logits out of the narrow
-        matmuls whose BLAS kernel depends on the number of rows (which would
-        make a row's prediction depend on how many rows came with it). In
-        training mode they are two matmuls, which are cheaper to
-        differentiate than the stacking.
+        One stacked matmul in eval mode, for batch invariance (``_linear_pair``).
         """
-        first = self.experts.first
-        if self.training:
-            return first(x), self.gates(x)
-        weight = torch.cat([first.weight, self.gates.weight])
-        bias = torch.cat([first.bias, self.gates.bias])
-        out = nn.functional.linear(x, weight, bias)  # (B, E * H + G * E)
-        return out.split([first.out_features, self.gates.out_features], dim=1)
+        return _linear_pair(x, self.experts.first, self.gates, self.training)
 
     def _mix(self, logits: torch.Tensor) -> torch.Tensor:
         """Gate mixtures ``(B, G, E)`` from logits ``(B, G * E)``, rows summing to 1."""
         # (B, G * E) -> (B, G, E)
         weights = _softmax(logits.view(logits.shape[0], -1, self.n_experts))
         if self.training and self.gate_dropout > 0:
-            keep = torch.rand_like(weights) >= self.gate_dropout
-            # never drop every expert of a gate: keep the heaviest one
-            top = torch.nn.functional.one_hot(weights.argmax(dim=-1), self.n_experts).bool()
-            keep = keep | (top & ~keep.any(dim=-1, keepdim=True))
-            weights = weights * keep
-            weights = weights / weights.sum(dim=-1, keepdim=True)
+            weights = _drop_experts(weights, self.gate_dropout)
         return weights
 
     def gate_weights(self, x: torch.Tensor, level: int = -1) -> torch.Tensor:

@@ -1,0 +1,266 @@
+"""Progressive Layered Extraction (PLE) and its one-level case, CGC (Tang et al., RecSys 2020).
+
+Every level has ``S`` shared experts and ``K`` experts of each task, all
+``E = S + T * K`` of them one batched MLP. Task ``k``'s gate mixes the shared
+experts and task ``k``'s own; below the last level a shared gate mixes all
+``E``. Gate outputs are *streams*: task ``k``'s stream feeds task ``k``'s
+experts and gate at the next level (its tower after the last), the shared
+stream feeds the next level's shared experts and shared gate. At the first
+level every stream is the input ``x``.
+
+Shapes: ``B`` rows, ``d`` input features, ``T`` tasks, ``G`` gates of a level
+(``T``, plus one shared gate below the last level), ``E`` experts of a level,
+``W`` logits per gate (``E``, widened to 16 for the CPU softmax kernel), ``H``
+the expert output width, ``n`` a level's gate parameters (``T * (S + K)``
+task logits, then ``E`` for the shared gate).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .._modules import (
+    _SOFTMAX_MIN_WIDTH,
+    BatchedMLP,
+    MultiTaskModule,
+    _batched_affine,
+    _drop_experts,
+    _linear_pair,
+    _mix_experts,
+)
+
+
+class ProgressiveLayeredExtraction(MultiTaskModule):
+    """PLE: ``n_levels`` levels of shared and task-specific experts; CGC is one level.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width ``d``.
+    output_widths : sequence of int
+        Width of each task's output (1, or ``C`` for a ``C``-class task).
+    n_levels : int
+        Number of extraction levels ``L`` (1: CGC).
+    n_experts : int
+        Shared experts per level ``S``.
+    n_task_experts : int
+        Experts of each task per level ``K``.
+    expert_units : sequence of int
+        Hidden widths of each expert; the last one is the width ``H`` of the
+        streams and of the towers' input.
+    tower_units : sequence of int
+        Hidden widths of each task tower; may be empty.
+    activation : str
+        A key of ``ACTIVATIONS``.
+    dropout : float
+        Dropout after every hidden layer of the experts and towers.
+    gate_dropout : float
+        Probability of dropping an expert from a gate's mixture during
+        training; the gate's remaining weights are renormalised.
+
+    Attributes
+    ----------
+    expert_names : list of str
+        ``"shared_0"``, ..., then ``"task_0_0"``, ``"task_0_1"``, ...: the
+        experts of every level in the order of ``gate_weights``' last axis.
+
+    Notes
+    -----
+    The restriction of task ``k``'s gate to the shared experts and its own is
+    a fixed index: its ``S + K`` logits are placed among ``-inf`` for the
+    other tasks' experts, so after the softmax those weights are exactly 0.
+    """
+
+    has_gates = True
+
+    def __init__(
+        self,
+        n_features: int,
+        output_widths: Sequence[int],
+        n_levels: int = 2,
+        n_experts: int = 8,
+        n_task_experts: int = 1,
+        expert_units: Sequence[int] = (64,),
+        tower_units: Sequence[int] = (32,),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        gate_dropout: float = 0.0,
+    ):
+        super().__init__()
+        n_tasks = len(output_widths)
+        n_shared, per_task, n_levels = int(n_experts), int(n_task_experts), int(n_levels)
+        self.n_levels = n_levels
+        self.n_experts = n_shared + n_tasks * per_task
+        self.gate_dropout = float(gate_dropout)
+        self.expert_names = [f"shared_{i}" for i in range(n_shared)] + [
+            f"task_{t}_{i}" for t in range(n_tasks) for i in range(per_task)
+        ]
+        self._n_shared = n_shared
+        # gate weights are computed this wide: the -inf entries beyond E cost the
+        # softmax nothing and spare the CPU kernel's slow narrow rows (_softmax)
+        self._gate_width = max(self.n_experts, _SOFTMAX_MIN_WIDTH)
+        width = int(expert_units[-1])
+        # the stream each expert reads above the first level: the shared stream is T
+        stream = [n_tasks] * n_shared + [t for t in range(n_tasks) for _ in range(per_task)]
+        self.register_buffer("expert_stream", torch.tensor(stream), persistent=False)
+        self.experts = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        for level in range(n_levels):
+            shared_gate = level < n_levels - 1
+            first = level == 0
+            # the first level's experts all read x: their first layer is one wide Linear
+            self.experts.append(
+                BatchedMLP(
+                    self.n_experts,
+                    n_features if first else width,
+                    expert_units,
+                    activation,
+                    dropout,
+                    shared_input=first,
+                )
+            )
+            # every gate's logits over the experts it reaches: (in, n), no other parameter
+            n_logits = n_tasks * (n_shared + per_task) + (self.n_experts if shared_gate else 0)
+            self.gates.append(nn.Linear(n_features if first else width, n_logits))
+            index = self._gate_index(n_tasks, n_shared, per_task, self._gate_width, shared_gate)
+            self.register_buffer(f"gate_index_{level}", index, persistent=False)
+        self._add_towers(width, output_widths, tower_units, activation, dropout)
+
+    @staticmethod
+    def _gate_index(n_tasks, n_shared, per_task, gate_width, shared_gate):
+        """Which of a level's ``n`` gate logits each ``(gate, expert)`` weight takes.
+
+        Gate ``t < T`` has ``S + K`` logits from ``t * (S + K)`` (the shared
+        experts', then task ``t``'s own); the shared gate has ``E`` from
+        ``T * (S + K)``. The index, of length ``G * W``, points at those, or
+        at ``n``, an appended ``-inf`` logit (weight exactly 0): for the other
+        tasks' experts and for the columns beyond ``E``.
+        """
+        n_experts = n_shared + n_tasks * per_task
+        n_gates = n_tasks + int(shared_gate)
+        stride = n_shared + per_task
+        n_logits = n_tasks * stride + (n_experts if shared_gate else 0)
+        index = torch.full((n_gates, gate_width), n_logits, dtype=torch.long)
+        for t in range(n_tasks):
+            own = n_shared + t * per_task
+            index[t, :n_shared] = t * stride + torch.arange(n_shared)
+            index[t, own : own + per_task] = t * stride + n_shared + torch.arange(per_task)
+        if shared_gate:
+            index[n_tasks, :n_experts] = n_tasks * stride + torch.arange(n_experts)
+        return index.flatten()  # (G * W,)
+
+    def _stream_logits(self, gates: nn.Linear, index: torch.Tensor, streams: torch.Tensor):
+        """Logits ``(G, B, W)`` of the gates above the first level, each on its stream.
+
+        The masked layout is built on the weights, not on the ``B`` rows: the
+        ``(G, H, W)`` weight takes each gate's columns from ``gates`` and
+        zeros elsewhere, the bias ``-inf`` elsewhere; then one batched matmul
+        of the streams ``(T + 1, B, H)`` (the task gates' first).
+        """
+        n_gates = len(index) // self._gate_width
+        zero = gates.weight.new_zeros(1, gates.in_features)
+        masked = gates.bias.new_full((1,), float("-inf"))
+        # (n + 1, H) -> (G * W, H) -> (G, W, H) -> (G, H, W)
+        weight = torch.cat([gates.weight, zero]).index_select(0, index)
+        weight = weight.view(n_gates, self._gate_width, -1).transpose(1, 2)
+        # (n + 1,) -> (G * W,) -> (G, W)
+        bias = torch.cat([gates.bias, masked]).index_select(0, index).view(n_gates, -1)
+        return _batched_affine(streams[:n_gates], weight, bias)
+
+    def _weights(self, full: torch.Tensor) -> torch.Tensor:
+        """Gate weights ``(..., E)`` from masked logits ``(..., W)``, rows summing to 1."""
+        weights = torch.softmax(full, dim=-1)[..., : self.n_experts]  # 0 where -inf
+        if self.training and self.gate_dropout > 0:
+            weights = _drop_experts(weights, self.gate_dropout)
+        return weights
+
+    def _levels(self, x: torch.Tensor, stop: int | None = None) -> torch.Tensor:
+        """The towers' input ``(T, B, H)``, or the gate weights ``(B, G, E)`` of level ``stop``."""
+        streams = None  # (G, B, H) from the level below
+        for level, (experts, gates) in enumerate(zip(self.experts, self.gates)):
+            index = getattr(self, f"gate_index_{level}")
+            if level == 0:
+                first, logits = _linear_pair(x, experts.first, gates, self.training)
+                outputs = experts.forward_from_first(first)  # (B, E, H)
+                batch = logits.shape[0]
+                masked = logits.new_full((batch, 1), float("-inf"))
+                # (B, n) -> (B, n + 1) -> (B, G * W) -> (B, G, W) -> (B, G, E)
+                full = torch.cat([logits, masked], dim=1).index_select(1, index)
+                weights = self._weights(full.view(batch, -1, self._gate_width))
+            else:
+                # each expert reads its stream: (G, B, H) -> (E, B, H)
+                inputs = streams.index_select(0, self.expert_stream)
+                outputs = experts.forward_kfirst(inputs).transpose(0, 1)  # (E, B, H) -> (B, E, H)
+                # (G, B, W) -> (G, B, E) -> (B, G, E)
+                weights = self._weights(self._stream_logits(gates, index, streams)).transpose(0, 1)
+            if level == stop:
+                return weights
+            # (B, G, E) x (B, E, H) -> (B, G, H) -> (G, B, H)
+            streams = _mix_experts(weights, outputs).transpose(0, 1)
+        return streams  # the last level has the T task gates only: (T, B, H)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Task outputs ``(B, sum C)`` for input ``(B, d)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, d)
+            Input rows.
+
+        Returns
+        -------
+        out : torch.Tensor of shape (B, sum C)
+            Each task's outputs (logits for classification tasks), side by side.
+        """
+        return self._towers_forward(self._levels(x))
+
+    def gate_weights(self, x: torch.Tensor, level: int = -1) -> torch.Tensor:
+        """The gate weights of one level over its experts.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, d)
+            Input rows.
+        level : int, default=-1
+            The level, from 0 (the first) to ``n_levels - 1``; negative
+            values count from the last.
+
+        Returns
+        -------
+        weights : torch.Tensor of shape (B, G, E)
+            Rows summing to 1: the ``T`` task gates, then, below the last
+            level, the shared gate (``G = T + 1``). A task gate is exactly
+            zero on the other tasks' experts.
+        """
+        if isinstance(level, bool) or not isinstance(level, numbers.Integral):
+            raise TypeError(f"level must be an int, got {level!r}.")
+        if not -self.n_levels <= level < self.n_levels:
+            raise ValueError(
+                f"level must be in [{-self.n_levels}, {self.n_levels - 1}] for this "
+                f"{self.n_levels}-level network, got {level}."
+            )
+        return self._levels(x, stop=int(level) % self.n_levels)
+
+    def expert_labels(self, task_names: Sequence[str]) -> list[str]:
+        """``"shared_0"``, ..., then ``"<task name>_0"``, ... for each task's experts.
+
+        Parameters
+        ----------
+        task_names : sequence of str
+            The name of each task, in the order of the outputs.
+
+        Returns
+        -------
+        labels : list of str
+            One label per expert; ``expert_names`` if the task names would
+            make two labels equal.
+        """
+        per_task = (self.n_experts - self._n_shared) // self.n_tasks
+        labels = self.expert_names[: self._n_shared] + [
+            f"{name}_{i}" for name in task_names for i in range(per_task)
+        ]
+        return labels if len(set(labels)) == len(labels) else list(self.expert_names)
