@@ -213,6 +213,28 @@ def test_every_activation(data, activation, opset):
         np.testing.assert_allclose(got[f"proba_{task}"], model.predict_proba(X_test)[j], atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"architecture": "ple", "n_levels": 3, "n_experts": 2, "n_task_experts": 2},
+        {"architecture": "cgc", "n_experts": 1, "n_task_experts": 3, "tower_units": ()},
+        {"architecture": "moe", "expert_units": (7, 5, 3), "tower_units": (6, 2)},
+        {"architecture": "shared_bottom", "expert_units": (9, 4), "tower_units": ()},
+    ],
+    ids=lambda settings: "-".join(f"{k}={v}" for k, v in settings.items()),
+)
+def test_architecture_settings(data, settings):
+    """Deeper and shallower networks than the defaults: every layer's emitter runs."""
+    X, y, X_test = data
+    scale = X[NUMERIC].mean(), X[NUMERIC].std()
+    X, X_test = ((Z[NUMERIC].fillna(0.0) - scale[0]) / scale[1] for Z in (X, X_test))
+    X, X_test = X.to_numpy(np.float32), X_test.to_numpy(np.float32)
+    model = MMoEMultiTask(**fast(max_epochs=3, **settings)).fit(X, y[TARGETS[MMoEMultiTask]])
+    names = sk_onnx.output_names(model)
+    got = dict(zip(names, _session(skl2onnx.to_onnx(model, X[:1])).run(None, {"X": X_test})))
+    _check_agrees(Pipeline([("model", model)]), got, X_test)
+
+
 def test_labels_of_every_dtype(data):
     """bool, float and int labels come back with their own tensor types."""
     X, _, X_test = data
