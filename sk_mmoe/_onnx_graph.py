@@ -1,0 +1,378 @@
+"""ONNX emitters: each torch module class of the networks, written as ONNX nodes.
+
+Every module class the architectures are built from has one small emitter
+registered in ``EMITTERS`` (module class -> function). An emitter receives a
+:class:`GraphBuilder`, the module (in eval mode) and the name of its input
+tensor, adds the nodes that compute the module's eval-mode ``forward`` and
+returns the name of the output tensor. :func:`emit` dispatches on the
+module's class (the nearest registered class in its MRO), so a new
+architecture needs one emitter registered with :func:`register_emitter`
+(see CONTRIBUTING.md). Shapes use the letters of ``sk_mmoe._modules``.
+
+This module needs ``onnx`` and is only imported by :mod:`sk_mmoe.onnx`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from onnx import TensorProto, numpy_helper
+from torch import nn
+
+from ._modules import (
+    BatchedLinear,
+    BatchedMLP,
+    CategoricalEmbedding,
+    EmbeddingNetwork,
+)
+from .architectures import MixtureOfExperts, ProgressiveLayeredExtraction, SharedBottom
+
+#: the lowest ONNX opset the emitters write (Unsqueeze, Split, ReduceSum and
+#: Softmax take their current forms in opset 13)
+MIN_OPSET = 13
+
+
+class GraphBuilder:
+    """Adds nodes and constants to a skl2onnx container under unique names.
+
+    Parameters
+    ----------
+    scope : skl2onnx Scope
+        Gives unique variable and node names.
+    container : skl2onnx ModelComponentContainer
+        Receives the nodes and initializers.
+    """
+
+    def __init__(self, scope, container):
+        self.scope = scope
+        self.container = container
+        self.opset = container.target_opset or MIN_OPSET
+
+    def name(self, hint):
+        """A fresh tensor name starting with ``hint``."""
+        return self.scope.get_unique_variable_name(hint)
+
+    def const(self, value, hint, dtype=None):
+        """An initializer holding ``value`` (numpy array, tensor or list); its name."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        array = np.asarray(value, dtype=dtype)
+        name = self.name(hint)
+        if array.dtype.kind in "UO":
+            self.container.add_initializer(
+                name,
+                TensorProto.STRING,
+                list(array.shape),
+                [str(v).encode("utf-8") for v in array.ravel()],
+            )
+        else:
+            tensor = numpy_helper.from_array(np.ascontiguousarray(array), name)
+            self.container.add_initializer(name, tensor.data_type, list(array.shape), tensor)
+        return name
+
+    def node(self, op_type, inputs, hint=None, *, output=None, domain="", version=None, **attrs):
+        """Add one node; the name of its output (``output`` if given, else a fresh one)."""
+        output = output or self.name(hint or op_type.lower())
+        self.container.add_node(
+            op_type,
+            list(inputs),
+            [output],
+            op_domain=domain,
+            op_version=version,
+            name=self.scope.get_unique_operator_name(op_type),
+            **attrs,
+        )
+        return output
+
+    def shape(self, dims, hint="shape"):
+        """An int64 constant, e.g. for ``Reshape`` and ``Expand``."""
+        return self.const(np.asarray(dims, dtype=np.int64), hint)
+
+    def slice(self, x, start, end, axis, hint="slice"):
+        """``x[..., start:end, ...]`` along ``axis``."""
+        return self.node(
+            "Slice",
+            [x, self.shape([start]), self.shape([end]), self.shape([axis])],
+            hint,
+        )
+
+    def linear(self, x, weight, bias, hint="linear"):
+        """``x @ weight.T + bias`` for ``x`` of shape ``(B, in)``: one Gemm."""
+        w = self.const(weight, f"{hint}_weight", np.float32)
+        b = self.const(bias, f"{hint}_bias", np.float32)
+        return self.node("Gemm", [x, w, b], hint, transB=1)
+
+
+#: module class -> emitter ``(builder, module, input name) -> output name``
+EMITTERS: dict = {}
+
+
+def register_emitter(module_class):
+    """Decorator: register the decorated function as ``module_class``'s emitter.
+
+    Parameters
+    ----------
+    module_class : type
+        A torch module class.
+
+    Returns
+    -------
+    decorator : callable
+        Registers and returns the function it decorates.
+    """
+
+    def decorator(function):
+        EMITTERS[module_class] = function
+        return function
+
+    return decorator
+
+
+def emit(builder, module, x):
+    """The output name of ``module``'s eval-mode forward on the tensor named ``x``.
+
+    Parameters
+    ----------
+    builder : GraphBuilder
+        Where the nodes go.
+    module : torch.nn.Module
+        A module whose class (or a base class) has a registered emitter.
+    x : str
+        Name of the input tensor.
+
+    Returns
+    -------
+    name : str
+        Name of the output tensor.
+    """
+    for klass in type(module).__mro__:
+        if klass in EMITTERS:
+            return EMITTERS[klass](builder, module, x)
+    raise TypeError(
+        f"sk_mmoe cannot write {type(module).__name__} to ONNX: no emitter is registered "
+        "for it (see sk_mmoe._onnx_graph.register_emitter)."
+    )
+
+
+# ----------------------------------------------------------- activations
+def _unary(op_type, **attrs):
+    def emitter(builder, module, x):
+        return builder.node(op_type, [x], op_type.lower(), **attrs)
+
+    return emitter
+
+
+for _klass, _op in [(nn.ReLU, "Relu"), (nn.Tanh, "Tanh"), (nn.Sigmoid, "Sigmoid")]:
+    register_emitter(_klass)(_unary(_op))
+
+
+@register_emitter(nn.Identity)
+@register_emitter(nn.Dropout)
+def _identity(builder, module, x):
+    return x  # dropout is the identity in eval mode
+
+
+@register_emitter(nn.ELU)
+def _elu(builder, module, x):
+    return builder.node("Elu", [x], "elu", alpha=float(module.alpha))
+
+
+@register_emitter(nn.SELU)
+def _selu(builder, module, x):
+    return builder.node("Selu", [x], "selu")  # ONNX's defaults are torch's constants
+
+
+@register_emitter(nn.LeakyReLU)
+def _leaky_relu(builder, module, x):
+    return builder.node("LeakyRelu", [x], "leaky_relu", alpha=float(module.negative_slope))
+
+
+@register_emitter(nn.SiLU)
+def _silu(builder, module, x):
+    return builder.node("Mul", [x, builder.node("Sigmoid", [x], "sigmoid")], "silu")
+
+
+@register_emitter(nn.GELU)
+def _gelu(builder, module, x):
+    if builder.opset >= 20:
+        return builder.node("Gelu", [x], "gelu", approximate=module.approximate)
+    if module.approximate != "none":
+        raise ValueError("GELU(approximate='tanh') needs ONNX opset 20 or later.")
+    # x * (1 + erf(x / sqrt 2)) / 2, torch's exact GELU
+    scaled = builder.node("Mul", [x, builder.const(np.float32(1 / math.sqrt(2)), "c")])
+    one_plus = builder.node(
+        "Add", [builder.node("Erf", [scaled]), builder.const(np.float32(1), "c")]
+    )
+    half = builder.node("Mul", [x, builder.const(np.float32(0.5), "c")])
+    return builder.node("Mul", [half, one_plus], "gelu")
+
+
+# ---------------------------------------------------------- linear maps
+@register_emitter(nn.Linear)
+def _linear(builder, module, x):
+    """``(B, in)`` -> ``(B, out)``."""
+    return builder.linear(x, module.weight, module.bias)
+
+
+def batched_linear_kfirst(builder, layer, x):
+    """A :class:`BatchedLinear` on ``(k, B, in)``, giving ``(k, B, out)``."""
+    weight = builder.const(layer.weight, "batched_weight", np.float32)  # (k, in, out)
+    bias = builder.const(layer.bias.unsqueeze(1), "batched_bias", np.float32)  # (k, 1, out)
+    return builder.node("Add", [builder.node("MatMul", [x, weight]), bias], "batched_linear")
+
+
+@register_emitter(BatchedLinear)
+def _batched_linear(builder, layer, x):
+    """``(B, k, in)`` -> ``(B, k, out)``."""
+    kfirst = builder.node("Transpose", [x], perm=[1, 0, 2])  # (k, B, in)
+    return builder.node(
+        "Transpose", [batched_linear_kfirst(builder, layer, kfirst)], perm=[1, 0, 2]
+    )
+
+
+def batched_mlp_kfirst(builder, mlp, x):
+    """A :class:`BatchedMLP` with ``shared_input=False`` on ``(k, B, in)``: ``(k, B, out)``."""
+    h = emit(builder, mlp.act, batched_linear_kfirst(builder, mlp.first, x))
+    for layer in mlp.rest:
+        h = emit(builder, mlp.act, batched_linear_kfirst(builder, layer, h))
+    return h
+
+
+def batched_mlp_shared_kfirst(builder, mlp, x):
+    """A :class:`BatchedMLP` with ``shared_input=True`` on ``(B, d)``: ``(k, B, out)``."""
+    width = mlp.first.out_features // mlp.k
+    h = emit(builder, mlp.first, x)  # (B, k * H)
+    h = builder.node("Reshape", [h, builder.shape([-1, mlp.k, width])])  # (B, k, H)
+    h = emit(builder, mlp.act, h)
+    h = builder.node("Transpose", [h], perm=[1, 0, 2])  # (k, B, H)
+    for layer in mlp.rest:
+        h = emit(builder, mlp.act, batched_linear_kfirst(builder, layer, h))
+    return h
+
+
+@register_emitter(BatchedMLP)
+def _batched_mlp(builder, mlp, x):
+    """``(B, d)`` (shared input) or ``(B, k, in)`` -> ``(B, k, out)``."""
+    if mlp.shared_input:
+        h = batched_mlp_shared_kfirst(builder, mlp, x)
+    else:
+        kfirst = builder.node("Transpose", [x], perm=[1, 0, 2])
+        h = batched_mlp_kfirst(builder, mlp, kfirst)
+    return builder.node("Transpose", [h], perm=[1, 0, 2])  # (k, B, out) -> (B, k, out)
+
+
+# ------------------------------------------------------- architectures
+def towers(builder, module, mixed):
+    """:meth:`MultiTaskModule._towers_forward`: ``(T, B, H)`` -> ``(B, sum C)``."""
+    hidden = batched_mlp_kfirst(builder, module.towers, mixed) if module.towers else mixed
+    out = batched_linear_kfirst(builder, module.heads, hidden)  # (T, B, C_max)
+    out = builder.node("Transpose", [out], perm=[1, 0, 2])  # (B, T, C_max)
+    width = module.n_tasks * module.heads.weight.shape[2]
+    out = builder.node("Reshape", [out, builder.shape([-1, width])], "task_outputs")
+    if module.out_index is not None:
+        out = builder.node("Gather", [out, builder.const(module.out_index, "out_index")], axis=1)
+    return out  # (B, sum C)
+
+
+def expand_to_tasks(builder, module, mixed, n_mixtures):
+    """``(G, B, H)`` to ``(T, B, H)``, broadcasting when ``G`` is 1."""
+    if n_mixtures == module.n_tasks:
+        return mixed
+    return builder.node("Expand", [mixed, builder.shape([module.n_tasks, 1, 1])])
+
+
+@register_emitter(MixtureOfExperts)
+def _mixture_of_experts(builder, module, x):
+    """MMoE / MoE: ``(B, d)`` -> ``(B, sum C)``."""
+    experts = builder.node(
+        "Transpose", [batched_mlp_shared_kfirst(builder, module.experts, x)], perm=[1, 0, 2]
+    )  # (E, B, H) -> (B, E, H)
+    n_gates = module.gates.out_features // module.n_experts
+    logits = emit(builder, module.gates, x)  # (B, G * E)
+    logits = builder.node("Reshape", [logits, builder.shape([-1, n_gates, module.n_experts])])
+    weights = builder.node("Softmax", [logits], "gate_weights", axis=-1)  # (B, G, E)
+    mixed = builder.node("MatMul", [weights, experts], "mixed")  # (B, G, H)
+    mixed = builder.node("Transpose", [mixed], perm=[1, 0, 2])  # (G, B, H)
+    return towers(builder, module, expand_to_tasks(builder, module, mixed, n_gates))
+
+
+@register_emitter(SharedBottom)
+def _shared_bottom(builder, module, x):
+    """Shared-Bottom: ``(B, d)`` -> ``(B, sum C)``."""
+    bottom = batched_mlp_shared_kfirst(builder, module.experts, x)  # (1, B, H)
+    return towers(builder, module, expand_to_tasks(builder, module, bottom, 1))
+
+
+@register_emitter(ProgressiveLayeredExtraction)
+def _progressive_layered_extraction(builder, module, x):
+    """PLE / CGC: ``(B, d)`` -> ``(B, sum C)``, level by level.
+
+    Each level's gates are one matmul whose weight already holds the fixed
+    mask: the columns of the ``-inf`` logits (other tasks' experts, and the
+    padding to ``W``) get zero weights and a ``-inf`` bias, as the torch
+    module's stream gates do.
+    """
+    width, n_experts = module._gate_width, module.n_experts
+    streams = None  # (G, B, H)
+    for level, (experts, gates) in enumerate(zip(module.experts, module.gates)):
+        index = getattr(module, f"gate_index_{level}")
+        n_gates = len(index) // width
+        # (n, in) + a zero row -> (G * W, in); bias (n,) + -inf -> (G * W,)
+        weight = torch.cat([gates.weight, gates.weight.new_zeros(1, gates.in_features)])
+        bias = torch.cat([gates.bias, gates.bias.new_full((1,), float("-inf"))])
+        weight, bias = weight.index_select(0, index), bias.index_select(0, index)
+        if level == 0:
+            outputs = batched_mlp_shared_kfirst(builder, experts, x)  # (E, B, H)
+            logits = builder.linear(x, weight, bias, "gate_logits")  # (B, G * W)
+            logits = builder.node("Reshape", [logits, builder.shape([-1, n_gates, width])])
+        else:
+            # each expert reads its stream: (G, B, H) -> (E, B, H)
+            inputs = builder.node(
+                "Gather", [streams, builder.const(module.expert_stream, "expert_stream")], axis=0
+            )
+            outputs = batched_mlp_kfirst(builder, experts, inputs)  # (E, B, H)
+            # (G * W, H) -> (G, W, H) -> (G, H, W); bias (G, 1, W)
+            weight = weight.view(n_gates, width, -1).transpose(1, 2)
+            streams = builder.slice(streams, 0, n_gates, 0, "gated_streams")
+            logits = builder.node(
+                "Add",
+                [
+                    builder.node("MatMul", [streams, builder.const(weight, "gate_weight")]),
+                    builder.const(bias.view(n_gates, 1, width), "gate_bias"),
+                ],
+            )  # (G, B, W)
+            logits = builder.node("Transpose", [logits], perm=[1, 0, 2])  # (B, G, W)
+        weights = builder.node("Softmax", [logits], "gate_weights", axis=-1)
+        weights = builder.slice(weights, 0, n_experts, 2, "gate_weights")  # (B, G, E)
+        outputs = builder.node("Transpose", [outputs], perm=[1, 0, 2])  # (B, E, H)
+        mixed = builder.node("MatMul", [weights, outputs], "mixed")  # (B, G, H)
+        streams = builder.node("Transpose", [mixed], perm=[1, 0, 2])  # (G, B, H)
+    return towers(builder, module, streams)  # the last level: T streams
+
+
+@register_emitter(CategoricalEmbedding)
+def _categorical_embedding(builder, module, codes):
+    """int64 codes ``(B, n_columns)`` -> embeddings ``(B, D)``: one gather, as in torch."""
+    per_position = builder.node(
+        "Gather", [codes, builder.const(module.column, "column")], axis=1
+    )  # (B, D): each output position's column code
+    index = builder.node("Mul", [per_position, builder.const(module.width, "width")])
+    index = builder.node("Add", [index, builder.const(module.base, "base")])
+    weight = builder.const(module.weight, "embedding_table", np.float32)
+    return builder.node("Gather", [weight, index], "embedded", axis=0)
+
+
+@register_emitter(EmbeddingNetwork)
+def _embedding_network(builder, module, x):
+    """``(B, n_numeric + n_cat)`` (codes as floats) -> the network's ``(B, sum C)``."""
+    n_numeric = module.n_numeric
+    n_columns = len(module.embedding.cardinalities)
+    codes = builder.slice(x, n_numeric, n_numeric + n_columns, 1, "codes")
+    codes = builder.node("Cast", [codes], "codes", to=TensorProto.INT64)
+    embedded = emit(builder, module.embedding, codes)  # (B, D)
+    if n_numeric:
+        numeric = builder.slice(x, 0, n_numeric, 1, "numeric")
+        embedded = builder.node("Concat", [numeric, embedded], "network_input", axis=1)
+    return emit(builder, module.network, embedded)

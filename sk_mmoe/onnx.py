@@ -1,0 +1,392 @@
+"""ONNX export through skl2onnx: fitted estimators and whole Pipelines.
+
+Importing this module registers skl2onnx converters for
+:class:`~sk_mmoe.MMoERegressor`, :class:`~sk_mmoe.MMoEClassifier` and
+:class:`~sk_mmoe.MMoEMultiTask`, so that ``skl2onnx.to_onnx(model, X_sample)``
+converts a fitted estimator, or a fitted Pipeline of scikit-learn
+preprocessing that skl2onnx supports followed by one of them, into one ONNX
+graph that ``onnxruntime`` runs without Python, torch or skorch. It needs the
+``onnx`` extra: ``pip install "sk-mmoe[onnx]"`` (onnx, onnxruntime, skl2onnx).
+
+Inputs
+------
+The graph's inputs are those skl2onnx gives the first step: one input
+``X`` of shape ``(n, n_features)`` for a numeric array, one input per
+column (named after it, shape ``(n, 1)``) for a DataFrame. The estimator
+reads its columns in order from whatever tensors reach it:
+
+- numeric columns as float, double or integers (cast to float32, as
+  ``predict`` casts them);
+- categorical columns (``categorical_features``) as strings or numbers;
+  each is mapped to its embedding code with an ``ai.onnx.ml.LabelEncoder``:
+  a category seen in ``fit`` to its own code, any other value to the
+  "other" code, and a missing value to the "missing" code. A missing value
+  is NaN in a numeric tensor and the empty string ``""`` in a string tensor
+  (ONNX strings cannot be None), unless ``""`` was itself a category in
+  ``fit``.
+
+skl2onnx's ColumnTransformer casts all its outputs to the type of its first
+transformer's output, so string columns cannot pass through a
+ColumnTransformer next to numbers; put the categorical columns before the
+ColumnTransformer's numbers only if they are numbers too (e.g. an
+``OrdinalEncoder``), or let the estimator read the raw DataFrame (it scales
+its numeric columns itself, ``numeric_scaling="auto"``).
+
+Outputs
+-------
+For each task, in the order of ``target_names_`` (``"task_0"``, ... when
+``y`` had no column names), :func:`output_names` lists:
+
+- ``predict_<task>``, shape ``(n,)``: the task's column of ``predict``:
+  double for a regression task (in the target's original units), the
+  original labels for a classification task (string, int64, bool or double
+  tensor, as the labels' dtype);
+- ``proba_<task>``, shape ``(n, n_classes)``, double: the task's
+  ``predict_proba``, columns in the order of ``classes_``; classification
+  tasks only.
+
+Examples
+--------
+>>> import numpy as np
+>>> import onnxruntime as ort
+>>> from skl2onnx import to_onnx
+>>> from sklearn.pipeline import make_pipeline
+>>> from sklearn.preprocessing import StandardScaler
+>>> import sk_mmoe.onnx
+>>> from sk_mmoe import MMoERegressor
+>>> rng = np.random.RandomState(0)
+>>> X = rng.normal(size=(200, 5)).astype(np.float32)
+>>> Y = np.column_stack([X[:, 0] + 100.0, X[:, 1] * 3.0])
+>>> pipe = make_pipeline(StandardScaler(), MMoERegressor(max_epochs=3, random_state=0))
+>>> pipe = pipe.fit(X, Y)
+>>> onx = to_onnx(pipe, X[:1])
+>>> sk_mmoe.onnx.output_names(pipe[-1])
+['predict_task_0', 'predict_task_1']
+>>> session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+>>> first, second = session.run(None, {"X": X[:3]})
+>>> bool(np.allclose(first, pipe.predict(X[:3])[:, 0], rtol=1e-5))
+True
+"""
+
+from __future__ import annotations
+
+try:
+    from onnx import TensorProto
+    from skl2onnx import get_model_alias, update_registered_converter
+    from skl2onnx.common.data_types import (
+        BooleanTensorType,
+        DoubleTensorType,
+        Int32TensorType,
+        Int64TensorType,
+        StringTensorType,
+    )
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "sk_mmoe.onnx needs the optional dependencies onnx, onnxruntime and skl2onnx: "
+        f'pip install "sk-mmoe[onnx]" ({exc})'
+    ) from exc
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ._estimators import MMoEClassifier, MMoEMultiTask, MMoERegressor
+from ._inputs import MISSING, OTHER
+from ._onnx_graph import MIN_OPSET, GraphBuilder, emit
+from ._task_types import BINARY, REGRESSION
+
+__all__ = ["output_names"]
+
+#: estimator class -> skl2onnx alias
+_ALIASES = {
+    MMoERegressor: "SkMMoEMMoERegressor",
+    MMoEClassifier: "SkMMoEMMoEClassifier",
+    MMoEMultiTask: "SkMMoEMMoEMultiTask",
+}
+
+
+def output_names(estimator):
+    """The names of the ONNX outputs of a fitted estimator, in graph order.
+
+    Parameters
+    ----------
+    estimator : MMoERegressor, MMoEClassifier or MMoEMultiTask
+        A fitted estimator (the last step of a Pipeline).
+
+    Returns
+    -------
+    names : list of str
+        Per task, in the order of ``target_names_``: ``"predict_<task>"``,
+        then ``"proba_<task>"`` for a classification task.
+    """
+    check_is_fitted(estimator)
+    names = []
+    for name, kind in zip(estimator.target_names_, estimator.target_encoder_.task_types):
+        names.append(f"predict_{name}")
+        if kind != REGRESSION:
+            names.append(f"proba_{name}")
+    return names
+
+
+# ---------------------------------------------------------------- parser
+def _label_constant(classes):
+    """The labels as an array a tensor can hold, and its skl2onnx tensor type."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist()):
+        classes = classes.astype(str)
+    kind = classes.dtype.kind
+    if kind == "U":
+        return classes, StringTensorType
+    if kind in "iu":
+        return classes.astype(np.int64), Int64TensorType
+    if kind == "b":
+        return classes, BooleanTensorType
+    if kind == "f":
+        return classes.astype(np.float64), DoubleTensorType
+    raise TypeError(
+        f"labels {classes.tolist()!r} mix types; an ONNX tensor holds labels of one type "
+        "(strings, integers, booleans or floats)."
+    )
+
+
+def _parse(scope, model, inputs, custom_parsers=None):
+    """Declare the operator and one output per task prediction and probability."""
+    check_is_fitted(model)
+    operator = scope.declare_local_operator(get_model_alias(type(model)), model)
+    operator.inputs = inputs
+    encoder = model.target_encoder_
+    names = iter(output_names(model))
+    for kind, classes in zip(encoder.task_types, encoder.classes):
+        label_type = DoubleTensorType if kind == REGRESSION else _label_constant(classes)[1]
+        operator.outputs.append(scope.declare_local_variable(next(names), label_type([None])))
+        if kind != REGRESSION:
+            proba = DoubleTensorType([None, len(classes)])
+            operator.outputs.append(scope.declare_local_variable(next(names), proba))
+    return operator.outputs
+
+
+def _shape_calculator(operator):
+    """Check the input widths and set the batch dimension of every output."""
+    _column_sources(operator.raw_operator, operator.inputs)
+    n_rows = operator.inputs[0].get_first_dimension()
+    for output in operator.outputs:
+        output.type.shape = [n_rows, *output.type.shape[1:]]
+
+
+# ----------------------------------------------------------------- inputs
+def _column_sources(model, inputs):
+    """``(input index, column in that input)`` for each of the estimator's columns."""
+    widths = []
+    for variable in inputs:
+        shape = variable.type.shape
+        if len(shape) != 2:
+            raise ValueError(
+                f"input {variable.onnx_name!r} has shape {shape}; sk_mmoe reads 2-D inputs "
+                "(n_rows, n_columns)."
+            )
+        widths.append(shape[1] if isinstance(shape[1], numbers.Integral) else None)
+    n_features = model.n_features_in_
+    unknown = [i for i, w in enumerate(widths) if w is None]
+    known = sum(w for w in widths if w is not None)
+    if len(unknown) == 1:
+        widths[unknown[0]] = n_features - known
+    elif unknown:
+        raise ValueError(
+            f"sk_mmoe cannot tell the widths of inputs {[inputs[i].onnx_name for i in unknown]}; "
+            "give X_sample (or initial_types) with known column counts."
+        )
+    if sum(widths) != n_features:
+        raise ValueError(
+            f"the inputs reaching {type(model).__name__} have {sum(widths)} columns; it was "
+            f"fitted on {n_features}."
+        )
+    return [(i, j) for i, width in enumerate(widths) for j in range(width)]
+
+
+def _is_string(variable):
+    return isinstance(variable.type, StringTensorType)
+
+
+def _as_numbers(builder, variable, to, hint):
+    """``variable`` cast to ONNX type ``to``; strings are parsed as numbers.
+
+    skl2onnx's ColumnTransformer casts all its outputs to the type of the
+    first one, so numbers can reach the estimator as strings; they are
+    parsed back (exact to float32 rounding).
+    """
+    return builder.node("Cast", [variable.onnx_name], hint, to=to)
+
+
+def _select(builder, variable, columns, width):
+    """Columns ``columns`` of a 2-D input of ``width`` columns (the input itself if all)."""
+    if list(columns) == list(range(width)):
+        return variable.onnx_name
+    if len(columns) == 1:
+        return builder.slice(variable.onnx_name, columns[0], columns[0] + 1, 1, "column")
+    index = builder.const(np.asarray(columns, dtype=np.int64), "columns")
+    return builder.node("Gather", [variable.onnx_name, index], "columns", axis=1)
+
+
+def _network_input(builder, model, inputs):
+    """The float tensor ``(B, d)`` the network reads: ``predict``'s encoding of X."""
+    sources = _column_sources(model, inputs)
+    widths = [sum(1 for i, _ in sources if i == k) for k in range(len(inputs))]
+    encoder = model.input_encoder_
+    if encoder is None:
+        pieces = [_as_numbers(builder, v, TensorProto.FLOAT, "x") for v in inputs]
+        return _concat(builder, pieces, "x")
+    is_categorical = encoder.is_categorical
+    numeric = []
+    for k, variable in enumerate(inputs):
+        columns = [j for (i, j), cat in zip(sources, is_categorical) if i == k and not cat]
+        if columns:
+            selected = _Selected(_select(builder, variable, columns, widths[k]), variable)
+            numeric.append(_as_numbers(builder, selected, TensorProto.DOUBLE, "numeric"))
+    pieces = []
+    if numeric:
+        x = _concat(builder, numeric, "numeric")  # (B, n_numeric) double
+        if encoder.mean_ is not None:
+            x = builder.node("Sub", [x, builder.const(encoder.mean_, "mean", np.float64)])
+            x = builder.node("Div", [x, builder.const(encoder.scale_, "scale", np.float64)])
+        pieces.append(builder.node("Cast", [x], "numeric", to=TensorProto.FLOAT))
+    codes = []
+    positions = np.flatnonzero(is_categorical)
+    names = getattr(model, "feature_names_in_", range(len(is_categorical)))
+    for categories, position in zip(encoder.categories_, positions):
+        k, j = sources[position]
+        column = _Selected(_select(builder, inputs[k], [j], widths[k]), inputs[k])
+        codes.append(_codes(builder, column, categories, names[position]))
+    if codes:
+        codes = _concat(builder, codes, "codes")  # (B, n_categorical) int64
+        pieces.append(builder.node("Cast", [codes], "codes", to=TensorProto.FLOAT))
+    return _concat(builder, pieces, "x")
+
+
+class _Selected:
+    """A tensor name with the type of the input it was taken from."""
+
+    def __init__(self, onnx_name, source):
+        self.onnx_name = onnx_name
+        self.type = source.type
+
+
+def _concat(builder, pieces, hint):
+    if len(pieces) == 1:
+        return pieces[0]
+    return builder.node("Concat", pieces, hint, axis=1)
+
+
+def _codes(builder, column, categories, name):
+    """int64 codes ``(B, 1)`` of one categorical column: 0 missing, 1 other, 2 + i."""
+    codes = {value: 2 + i for i, value in enumerate(categories.tolist())}
+    numeric = [k for k in codes if not isinstance(k, str)]
+    if numeric if _is_string(column) else len(numeric) < len(codes):
+        raise TypeError(
+            f"categorical column {name!r} had categories {categories.tolist()[:5]!r} in fit "
+            f"but reaches the estimator as a {'string' if _is_string(column) else 'numeric'} "
+            "tensor. "
+            "skl2onnx's ColumnTransformer casts all its outputs to the type of the first "
+            "transformer's: list the columns passed through as strings first."
+        )
+    if _is_string(column):
+        keys = list(codes)
+        values = [codes[k] for k in keys]
+        if "" not in codes:
+            keys, values = [*keys, ""], [*values, MISSING]
+        return _label_encoder(builder, column.onnx_name, "strings", keys, values)
+    if isinstance(column.type, (Int64TensorType, Int32TensorType, BooleanTensorType)):
+        integral = [k for k in numeric if float(k).is_integer()]
+        value = builder.node("Cast", [column.onnx_name], "category", to=TensorProto.INT64)
+        return _label_encoder(
+            builder, value, "int64s", [int(k) for k in integral], [codes[k] for k in integral]
+        )
+    # floats: matched as float32 (LabelEncoder's float keys); NaN is missing
+    keys = np.asarray(numeric, dtype=np.float32)
+    if len(np.unique(keys)) < len(keys):
+        raise ValueError(
+            f"the categories {numeric!r} are not distinct as float32 numbers, which is how "
+            "ONNX matches a float column; pass the column as integers or strings."
+        )
+    value = _as_numbers(builder, column, TensorProto.FLOAT, "category")
+    matched = _label_encoder(builder, value, "floats", keys.tolist(), [codes[k] for k in numeric])
+    missing = builder.node("IsNaN", [value], "missing")
+    return builder.node("Where", [missing, builder.const(np.int64(MISSING), "missing"), matched])
+
+
+def _label_encoder(builder, value, kind, keys, values):
+    """``ai.onnx.ml.LabelEncoder`` from ``keys_<kind>`` to codes; "other" by default."""
+    if not keys:  # the operator needs a key: one that is no category, mapped to "other"
+        keys, values = [{"strings": "", "int64s": 0, "floats": 0.0}[kind]], [OTHER]
+    return builder.node(
+        "LabelEncoder",
+        [value],
+        "codes",
+        domain="ai.onnx.ml",
+        version=2,
+        values_int64s=list(values),
+        default_int64=OTHER,
+        **{f"keys_{kind}": list(keys)},
+    )
+
+
+# ---------------------------------------------------------------- outputs
+def _decode(builder, model, outputs, onnx_outputs):
+    """Write each task's prediction (and probabilities) into the declared outputs."""
+    encoder = model.target_encoder_
+    targets = iter(onnx_outputs)
+    start = 0
+    for j, (kind, width) in enumerate(zip(encoder.task_types, encoder.output_widths)):
+        block = builder.slice(outputs, start, start + width, 1, f"task_{j}")  # (B, C_j)
+        start += width
+        if kind == REGRESSION:
+            scaler = encoder.encoders_[j]
+            value = builder.node("Cast", [block], to=TensorProto.DOUBLE)
+            value = builder.node("Mul", [value, builder.const(scaler.scale_, "scale")])
+            value = builder.node("Add", [value, builder.const(scaler.mean_, "mean")])
+            builder.node("Reshape", [value, builder.shape([-1])], output=next(targets).full_name)
+            continue
+        labels, _ = _label_constant(encoder.classes[j])
+        if kind == BINARY:
+            index = builder.node("Greater", [block, builder.const(np.float32(0), "zero")])
+            index = builder.node("Cast", [index], to=TensorProto.INT64)
+            index = builder.node("Reshape", [index, builder.shape([-1])])
+        else:
+            index = builder.node("ArgMax", [block], axis=1, keepdims=0)
+        builder.node(
+            "Gather", [builder.const(labels, "classes"), index], output=next(targets).full_name
+        )
+        logits = builder.node("Cast", [block], to=TensorProto.DOUBLE)
+        proba = next(targets).full_name
+        if kind == BINARY:
+            positive = builder.node("Sigmoid", [logits])
+            negative = builder.node("Sub", [builder.const(np.float64(1), "one"), positive])
+            builder.node("Concat", [negative, positive], axis=1, output=proba)
+        else:
+            builder.node("Softmax", [logits], axis=1, output=proba)
+
+
+def _convert(scope, operator, container):
+    """Write the fitted estimator as ONNX nodes: input encoding, network, decoding."""
+    model = operator.raw_operator
+    builder = GraphBuilder(scope, container)
+    if builder.opset < MIN_OPSET:
+        raise ValueError(
+            f"sk_mmoe writes ONNX opset {MIN_OPSET} or later; target_opset is {builder.opset}."
+        )
+    x = _network_input(builder, model, operator.inputs)
+    module = model.module_
+    module.eval()
+    outputs = emit(builder, module, x)  # (B, sum C)
+    _decode(builder, model, outputs, operator.outputs)
+
+
+for _klass, _alias in _ALIASES.items():
+    update_registered_converter(
+        _klass,
+        _alias,
+        _shape_calculator,
+        _convert,
+        parser=_parse,
+        options={"zipmap": [True, False], "nocl": [True, False]},
+    )
