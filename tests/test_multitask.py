@@ -284,7 +284,7 @@ def test_gate_summary(fitted_recsys, recsys):
 
 def test_gate_collapse_warning(two_tasks):
     X, Y = two_tasks
-    with pytest.warns(GateCollapseWarning, match="gate_dropout"):
+    with pytest.warns(GateCollapseWarning, match="gate_entropy_bonus"):
         MMoERegressor(n_experts=2, gate_collapse_threshold=0.5, **FAST).fit(X, Y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", GateCollapseWarning)
