@@ -30,6 +30,8 @@ and scaled inputs). Scores: ROC AUC (binary), accuracy (multiclass), R²
     python benchmarks/real_data.py                         # all, 3 folds (hours on 2 cores)
     python benchmarks/real_data.py --datasets star,nassCDS --folds 3
     python benchmarks/real_data.py --quick                 # smoke run: 600 rows, 2 folds
+    python benchmarks/real_data.py --datasets star --csv a.csv   # keep the scores ...
+    python benchmarks/real_data.py --load a.csv,b.csv      # ... and report several runs
 
 Uses the public API only.
 """
@@ -294,15 +296,29 @@ def main(argv=None):
     parser.add_argument("--max-epochs", type=int, default=None, help="override the default")
     parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="600 rows, 2 folds, 2 epochs")
+    parser.add_argument("--csv", default=None, help="also write every fold's scores here")
+    parser.add_argument(
+        "--load", default=None, help="comma-separated --csv files: report them, fit nothing"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.folds, args.max_epochs = 600, 2, 2
+    if args.load:
+        table = pd.concat([pd.read_csv(f) for f in args.load.split(",")], ignore_index=True)
+        all_scores = {name: rows for name, rows in table.groupby("data", sort=False)}
+        for name, scores in all_scores.items():
+            print(report(name, scores) + "\n")
+        print(summary(all_scores))
+        return
     all_scores = {}
     for name in args.datasets.split(","):
         scores, seconds = run(name, args.folds, args.rows, args.max_epochs, args.n_jobs)
         all_scores[name] = scores
         print(report(name, scores))
         print(f"\n({seconds:.0f} s)\n", flush=True)
+        if args.csv:
+            tables = [t.assign(data=n) for n, t in all_scores.items()]
+            pd.concat(tables, ignore_index=True).to_csv(args.csv, index=False)
     print(summary(all_scores))
 
 

@@ -113,6 +113,8 @@ def model_params(setup, n_tasks=2):
         max_epochs=setup.max_epochs,
         batch_size=setup.batch_size,
         lr=setup.lr,
+        # the paper trains a fixed number of epochs; the defaults stop early
+        early_stopping=False,
     )
     moe = dict(common, n_experts=setup.n_experts, expert_units=(setup.expert_units,))
     params = {

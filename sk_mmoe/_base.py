@@ -33,7 +33,13 @@ from . import _persistence
 from ._checkpoint import TrainingRun, checkpointing
 from ._factory import build_net
 from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
-from ._hyperparameters import PARAMETER_CONSTRAINTS, check_hyperparameters, check_task_weights
+from ._hyperparameters import (
+    AUTO_EARLY_STOPPING_ROWS,
+    PARAMETER_CONSTRAINTS,
+    check_hyperparameters,
+    check_task_weights,
+    resolve_batch_size,
+)
 from ._inference import check_float32_range, run_module, stack_tasks
 from ._inputs import InputEncoder, resolve_categorical
 from ._net import TensorDataset, as_tensor, seeded
@@ -75,11 +81,11 @@ class _BaseMMoE(BaseEstimator):
         gradnorm_alpha=1.5,
         track_task_conflict=False,
         max_epochs=100,
-        batch_size=256,
+        batch_size="auto",
         lr=1e-3,
         optimizer="adam",
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -226,7 +232,11 @@ class _BaseMMoE(BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        if incremental and self.early_stopping:
+        if (
+            incremental
+            and isinstance(self.early_stopping, (bool, np.bool_))
+            and self.early_stopping
+        ):
             raise ValueError(
                 "partial_fit cannot be used with early_stopping=True: each call trains "
                 "one epoch, so nothing would be stopped and validation_fraction of every "
@@ -253,6 +263,10 @@ class _BaseMMoE(BaseEstimator):
             sample_weight, X, dtype=np.float32, ensure_non_negative=True
         )
         X, columns, sample_weight = self._drop_missing(X, columns, labels, sample_weight)
+        hyper["early_stopping"] = self._early_stopping(X.shape[0], continuing, incremental)
+        hyper["batch_size"] = (
+            self.net_.batch_size if continuing else resolve_batch_size(self.batch_size, X.shape[0])
+        )
 
         target_names = (
             names
@@ -280,7 +294,9 @@ class _BaseMMoE(BaseEstimator):
         n_epochs_done = len(self.net_.history) if continuing else 0
         seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max if resume is None else resume.seed
         rows = X32 if issparse(X32) else as_tensor(X32)
-        train, valid = self._datasets(rows, torch.from_numpy(targets), seed)
+        train, valid = self._datasets(
+            rows, torch.from_numpy(targets), seed, hyper["early_stopping"]
+        )
 
         net = (
             self.net_
@@ -358,14 +374,34 @@ class _BaseMMoE(BaseEstimator):
         )
         return X[keep], [c[keep] for c in columns], sample_weight[keep]
 
-    def _datasets(self, X, targets, seed):
-        if not self.early_stopping:
+    def _early_stopping(self, n_rows, continuing, incremental):
+        """Whether this fit stops early: ``early_stopping`` with "auto" resolved.
+
+        "auto" stops early in ``fit`` on at least :data:`AUTO_EARLY_STOPPING_ROWS`
+        rows (after rows with no label are dropped), never in ``partial_fit``.
+        A continued fit keeps its network's choice.
+        """
+        if continuing:
+            stops = any(name == "early_stopping" for name, _ in self.net_.callbacks_)
+            if incremental and stops:
+                raise ValueError(
+                    "partial_fit cannot continue a model fitted with early stopping "
+                    f"(early_stopping={self.early_stopping!r}); fit it with "
+                    "early_stopping=False to train it further with partial_fit."
+                )
+            return stops
+        if isinstance(self.early_stopping, str):  # "auto"
+            return not incremental and n_rows >= AUTO_EARLY_STOPPING_ROWS
+        return bool(self.early_stopping)
+
+    def _datasets(self, X, targets, seed, early_stopping):
+        if not early_stopping:
             return TensorDataset(X, targets), None
         n = X.shape[0]
         n_valid = math.ceil(self.validation_fraction * n)
         if n - n_valid < 1:
             raise ValueError(
-                f"early_stopping=True with validation_fraction={self.validation_fraction} "
+                f"early stopping with validation_fraction={self.validation_fraction} "
                 f"leaves no training rows out of {n}."
             )
         train_idx, valid_idx = train_test_split(np.arange(n), test_size=n_valid, random_state=seed)
@@ -588,8 +624,12 @@ class _BaseMMoE(BaseEstimator):
             names = np.asarray(fitted["target_names_"], dtype=object)
             estimator.n_features_in_ = fitted["n_features_in_"]
             inputs = saved.inputs
+            hyper = estimator._check_hyperparameters()
+            # the fit stopped early if it recorded validation losses
+            hyper["early_stopping"] = bool(saved.history) and "valid_loss" in saved.history[-1]
+            hyper["batch_size"] = _trained_batch_size(saved.history, hyper["batch_size"])
             net = build_net(
-                estimator._check_hyperparameters(),
+                hyper,
                 n_features=estimator.n_features_in_,
                 encoder=saved.encoder,
                 target_names=names,
@@ -710,3 +750,11 @@ def _plain_params(params):
     if spec is not None and not isinstance(spec, str):
         params = {**params, "categorical_features": np.asarray(spec).tolist()}
     return params
+
+
+def _trained_batch_size(history, batch_size):
+    """The batch size a saved fit trained with: "auto" read back from its history."""
+    if not isinstance(batch_size, str):
+        return batch_size
+    sizes = [b.get("train_batch_size", 0) for epoch in history for b in epoch.get("batches", ())]
+    return max(sizes, default=0) or resolve_batch_size(batch_size, 0)

@@ -18,6 +18,13 @@ from skorch.callbacks import Callback
 from ._modules import ACTIVATIONS
 from .architectures import ARCHITECTURES
 
+#: ``early_stopping="auto"`` stops early in ``fit`` on at least this many rows
+AUTO_EARLY_STOPPING_ROWS = 1_000
+#: ``batch_size="auto"``: (at least this many rows, batch size), largest first;
+#: 256 below them
+AUTO_BATCH_SIZES = ((100_000, 1024), (50_000, 512))
+AUTO_BATCH_SIZE = 256
+
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -48,11 +55,11 @@ PARAMETER_CONSTRAINTS = {
     "gradnorm_alpha": [Interval(Real, 0, None, closed="left")],
     "track_task_conflict": ["boolean"],
     "max_epochs": [Interval(Integral, 1, None, closed="left")],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "lr": [Interval(Real, 0, None, closed="neither")],
     "optimizer": [StrOptions(set(OPTIMIZERS)), type],
     "weight_decay": [Interval(Real, 0, None, closed="left")],
-    "early_stopping": ["boolean"],
+    "early_stopping": ["boolean", StrOptions({"auto"})],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
@@ -144,3 +151,13 @@ def _units(value, name, allow_empty):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be positive integers, got {value!r}.")
     return [int(v) for v in values]
+
+
+def resolve_batch_size(batch_size, n_rows):
+    """``batch_size`` with "auto" replaced by its size for ``n_rows`` training rows."""
+    if not isinstance(batch_size, str):
+        return batch_size
+    for rows, size in AUTO_BATCH_SIZES:
+        if n_rows >= rows:
+            return size
+    return AUTO_BATCH_SIZE

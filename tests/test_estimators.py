@@ -8,6 +8,7 @@ from conftest import architecture_names, fast, gated_architectures
 from skorch.callbacks import Callback, LRScheduler
 
 from sk_mmoe import MMoEClassifier, MMoERegressor
+from sk_mmoe._hyperparameters import AUTO_EARLY_STOPPING_ROWS
 from sk_mmoe.datasets import make_mmoe_tasks
 
 FAST = fast(max_epochs=3)
@@ -282,6 +283,70 @@ def test_early_stopping_restores_best_and_stops(regression_data):
     assert "valid_loss" in history[-1]
     # best weights restored: validation loss of the restored model is the best seen
     assert np.argmin(valid) == len(valid) - 1 - 3
+
+
+@pytest.fixture(scope="module")
+def threshold_data():
+    """Rows at the row count where early_stopping="auto" turns on."""
+    X, Y = make_mmoe_tasks(AUTO_EARLY_STOPPING_ROWS, n_features=4, random_state=0)
+    return X, Y
+
+
+def test_early_stopping_auto_turns_on_above_the_threshold(threshold_data):
+    X, Y = threshold_data
+    assert MMoERegressor().early_stopping == "auto"
+    at = MMoERegressor(**fast(max_epochs=2)).fit(X, Y)
+    assert "valid_loss" in at.net_.history[-1]
+    below = MMoERegressor(**fast(max_epochs=2)).fit(X[:-1], Y[:-1])
+    assert "valid_loss" not in below.net_.history[-1]
+    assert below.n_iter_ == 2
+    # rows with no label at all do not count
+    Y_missing = Y.copy()
+    Y_missing[-1] = np.nan
+    dropped = MMoERegressor(missing_targets="ignore", **fast(max_epochs=1))
+    with pytest.warns(UserWarning, match="no label"):
+        dropped.fit(X, Y_missing)
+    assert "valid_loss" not in dropped.net_.history[-1]
+    # explicit settings win
+    off = MMoERegressor(early_stopping=False, **fast(max_epochs=1)).fit(X, Y)
+    assert "valid_loss" not in off.net_.history[-1]
+
+
+def test_early_stopping_auto_and_partial_fit(threshold_data, tmp_path):
+    X, Y = threshold_data
+    incremental = MMoERegressor(**fast()).partial_fit(X, Y)
+    assert "valid_loss" not in incremental.net_.history[-1]
+    incremental.partial_fit(X, Y)
+    assert len(incremental.net_.history) == 2
+    stopped = MMoERegressor(**fast(max_epochs=1)).fit(X, Y)
+    before = stopped.predict(X[:5])
+    with pytest.raises(ValueError, match="partial_fit cannot continue.*early stopping"):
+        stopped.partial_fit(X, Y)
+    np.testing.assert_array_equal(stopped.predict(X[:5]), before)
+    # a loaded model keeps its choice: a warm-start fit goes on stopping early
+    stopped.save(tmp_path / "stopped.skmmoe")
+    loaded = MMoERegressor.load(tmp_path / "stopped.skmmoe")
+    loaded.set_params(warm_start=True).fit(X, Y)
+    assert "valid_loss" in loaded.net_.history[-1]
+    with pytest.raises(ValueError, match="partial_fit cannot continue"):
+        loaded.partial_fit(X, Y)
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "expected"), [(49_999, 256), (50_000, 512), (99_999, 512), (100_000, 1024)]
+)
+def test_batch_size_auto_grows_with_the_rows(n_rows, expected, tmp_path):
+    X, Y = make_mmoe_tasks(n_rows, n_features=2, random_state=0)
+    reg = MMoERegressor(early_stopping=False, **fast(max_epochs=1)).fit(X, Y)
+    assert reg.batch_size == "auto" and reg.net_.batch_size == expected
+    assert max(reg.net_.history[-1, "batches", :, "train_batch_size"]) == expected
+    # a loaded model continues with the size it trained with
+    reg.save(tmp_path / "auto.skmmoe")
+    assert MMoERegressor.load(tmp_path / "auto.skmmoe").net_.batch_size == expected
+    # a warm-start continuation on fewer rows keeps it too
+    reg.set_params(warm_start=True).fit(X[:100], Y[:100])
+    assert reg.net_.batch_size == expected
+    assert MMoERegressor(batch_size=100, **fast(max_epochs=1)).fit(X, Y).net_.batch_size == 100
 
 
 def test_parameters_have_defaults_and_init_only_stores():
