@@ -171,9 +171,9 @@ warm_start : bool, default=False
 _SHARED_ATTRIBUTES = """\
 n_features_in_ : int
     Number of input columns seen in ``fit``.
-feature_names_in_ : ndarray of shape (n_features_in_,)
+feature_names_in_ : ndarray of shape (``n_features_in_``,)
     Defined only when ``X`` has string column names.
-is_categorical_ : ndarray of bool of shape (n_features_in_,) or None
+is_categorical_ : ndarray of bool of shape (``n_features_in_``,) or None
     Which input columns were treated as categorical (embedded); None when
     none were.
 categories_ : dict or None
@@ -186,7 +186,7 @@ input_encoder_ : object or None
     scaling); None when ``X`` is used as given.
 n_tasks_ : int
     Number of tasks (target columns).
-target_names_ : ndarray of shape (n_tasks_,)
+target_names_ : ndarray of shape (``n_tasks_``,)
     Column names of a DataFrame ``y``, else ``"task_0"``, ``"task_1"``, ...
 net_ : skorch.NeuralNet
     The trained net; ``net_.history`` is the training log.
