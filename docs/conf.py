@@ -41,7 +41,6 @@ templates_path = ["_templates"]
 
 # -- API reference --------------------------------------------------------------------------------
 autosummary_generate = True
-autodoc_default_options = {"inherited-members": False}
 autodoc_typehints = "none"
 numpydoc_show_class_members = False  # autosummary lists the members
 numpydoc_class_members_toctree = False
