@@ -38,18 +38,15 @@ The figure is written to ``three_targets_grid_search.png``.
 # each also depends on inputs of its own.
 import os
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
+from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import accuracy_score, r2_score, roc_auc_score  # noqa: E402
-from sklearn.model_selection import GridSearchCV, KFold, train_test_split  # noqa: E402
-
-from sk_mmoe import MMoEMultiTask  # noqa: E402
-from sk_mmoe.metrics import task_roc_auc_scorer  # noqa: E402
-from sk_mmoe.plotting import GateWeightsDisplay  # noqa: E402
+from sk_mmoe import MMoEMultiTask
+from sk_mmoe.metrics import task_roc_auc_scorer
+from sk_mmoe.plotting import GateWeightsDisplay
 
 QUICK = os.environ.get("SK_MMOE_EXAMPLE_QUICK") == "1"
 N_SAMPLES = 600 if QUICK else 3_000
