@@ -1,4 +1,7 @@
-"""Train one sk_mmoe model on several GPUs with skorch's Accelerate integration.
+"""
+============================================================================
+Train one sk_mmoe model on several GPUs with skorch's Accelerate integration
+============================================================================
 
 skorch's :class:`skorch.hf.AccelerateMixin` hands the module, criterion,
 optimizer and data loader to Hugging Face ``accelerate``, which wraps the
@@ -46,7 +49,7 @@ from sk_mmoe.datasets import make_mmoe_tasks
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[1])
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--n-samples", type=int, default=200_000)
     parser.add_argument("--n-features", type=int, default=100)

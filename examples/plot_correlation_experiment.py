@@ -1,4 +1,7 @@
-"""Shared-Bottom, one-gate MoE and MMoE as the tasks' correlation changes.
+"""
+======================================================================
+Shared-Bottom, one-gate MoE and MMoE as the tasks' correlation changes
+======================================================================
 
 A small, single-seed version of the synthetic experiment of Ma et al. (KDD
 2018); ``python -m sk_mmoe`` runs the averaged one. Two regression tasks are

@@ -1,4 +1,7 @@
-"""Which experts does each task use? Gate-weight heatmaps.
+"""
+======================================================
+Which experts does each task use? Gate-weight heatmaps
+======================================================
 
 An MMoE gives every task its own softmax gate over the shared experts.
 :class:`sk_mmoe.plotting.GateWeightsDisplay` draws the mean weight each

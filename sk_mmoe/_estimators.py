@@ -78,15 +78,15 @@ gate_dropout : float in [0, 1), default=0.0
     During training, drop each expert from each gate's mixture with this
     probability and renormalise (expert-utilisation dropout, Zhao et al.,
     RecSys 2019). It does not prevent gate collapse: in our measurements
-    (README, "Gate collapse") 0.1 left the gates' entropy where it was and
+    (user guide, "Gates and their diagnostics") 0.1 left the gates' entropy where it was and
     0.3 raised it only a little; use ``gate_entropy_bonus``.
 gate_entropy_bonus : float >= 0, default=0.0
     Subtract this times the gates' entropy (in nats: each gate's entropy
     averaged over the rows, summed over the gates of every level) from the
     training loss, so that gates keep mixing experts instead of collapsing
     onto one. Gated architectures only. 0.01 prevented the collapse we
-    measured and improved test ROC AUC there (README, "Gate collapse"); 0.1
-    makes the gates almost uniform.
+    measured and improved test ROC AUC there (user guide, "Gates and their
+    diagnostics"); 0.1 makes the gates almost uniform.
 gate_collapse_threshold : float in (0, 1] or None, default=0.95
     After ``fit``, warn (``GateCollapseWarning``) when a task's gate puts
     more than this mean weight on one expert (for ``"ple"``, the gates of
@@ -95,7 +95,7 @@ gate_collapse_threshold : float in (0, 1] or None, default=0.95
 task_weights : array-like of shape (n_tasks,) or {"uncertainty", "dwa", \
 "gradnorm", "pcgrad"}, default=None
     Fixed non-negative loss weight per task (None: all 1), or a balancing
-    method (see "Balancing tasks" in the README): ``"uncertainty"`` learns
+    method (see "Balancing tasks" in the user guide): ``"uncertainty"`` learns
     the weights (Kendall et al., 2018); ``"dwa"`` sets them each epoch from
     the ratio of each task's last two epoch losses (Liu et al., 2019);
     ``"gradnorm"`` learns them so that the tasks' gradient norms on the last
@@ -178,9 +178,9 @@ warm_start : bool, default=False
 _SHARED_ATTRIBUTES = """\
 n_features_in_ : int
     Number of input columns seen in ``fit``.
-feature_names_in_ : ndarray of shape (n_features_in_,)
+feature_names_in_ : ndarray of shape (``n_features_in_``,)
     Defined only when ``X`` has string column names.
-is_categorical_ : ndarray of bool of shape (n_features_in_,) or None
+is_categorical_ : ndarray of bool of shape (``n_features_in_``,) or None
     Which input columns were treated as categorical (embedded); None when
     none were.
 categories_ : dict or None
@@ -193,7 +193,7 @@ input_encoder_ : object or None
     scaling); None when ``X`` is used as given.
 n_tasks_ : int
     Number of tasks (target columns).
-target_names_ : ndarray of shape (n_tasks_,)
+target_names_ : ndarray of shape (``n_tasks_``,)
     Column names of a DataFrame ``y``, else ``"task_0"``, ``"task_1"``, ...
 net_ : skorch.NeuralNet
     The trained net; ``net_.history`` is the training log.

@@ -7,15 +7,15 @@ into a scorer that is computed task by task (rows with a missing label are
 left out of that task) and averaged, usable wherever scikit-learn takes
 ``scoring=``.
 
-==========================  ============================================
-replace this string         with
-==========================  ============================================
-``"accuracy"``              ``task_accuracy_scorer``
-``"roc_auc"``               ``task_roc_auc_scorer``
-``"neg_log_loss"``          ``task_neg_log_loss_scorer``
-``"r2"``                    ``task_r2_scorer``
-``"neg_mean_squared_error"`` ``task_neg_mse_scorer``
-==========================  ============================================
+============================  ============================
+replace this string           with
+============================  ============================
+``"accuracy"``                ``task_accuracy_scorer``
+``"roc_auc"``                 ``task_roc_auc_scorer``
+``"neg_log_loss"``            ``task_neg_log_loss_scorer``
+``"r2"``                      ``task_r2_scorer``
+``"neg_mean_squared_error"``  ``task_neg_mse_scorer``
+============================  ============================
 """
 
 from __future__ import annotations

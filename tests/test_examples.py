@@ -24,6 +24,16 @@ SCRIPTS = {
         ["gate_weights.png"],
         ["mmoe p=0.5: mean gate weights", "moe p=0.5: mean gate weights"],
     ),
+    "plot_three_targets_grid_search.py": (
+        ["three_targets_grid_search.png"],
+        [
+            "satisfaction known for",
+            "mean_test_score",
+            "best: {",
+            "satisfaction R2",
+            "churned ROC AUC",
+        ],
+    ),
     "real_data_fertility.py": (
         [],
         [
