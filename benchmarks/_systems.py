@@ -224,6 +224,7 @@ def sk_mmoe(spec, X, Y, architecture=None):
         tower_units=(spec["tower_units"],),
         batch_size=spec["batch_size"],
         max_epochs=spec["epochs"],
+        early_stopping=False,  # every row trains, as in the other systems
         callbacks=[timer],
         random_state=0,
         **params,
