@@ -385,6 +385,9 @@ class _BaseMMoE(BaseEstimator):
         """
         if reset:
             self.input_encoder_ = self._new_input_encoder(X)
+        elif self._plain_floats(X):
+            check_float32_range(X)
+            return X
         if self.input_encoder_ is None:
             X = validate_data(
                 self,
@@ -403,6 +406,26 @@ class _BaseMMoE(BaseEstimator):
         if reset:
             self.input_encoder_.fit(X, names)
         return self.input_encoder_.transform(X, names)
+
+    def _plain_floats(self, X):
+        """Whether ``validate_data`` would return ``X`` itself, unchanged and unwarned.
+
+        True for a finite float32 / float64 ndarray of shape ``(n >= 1,
+        n_features_in_)`` given to an estimator fitted on plain numbers
+        without feature names: validating it again costs a one-row predict
+        about as much as the network does. Anything else (and a non-finite
+        ``X``, for its error message) goes through ``validate_data``.
+        """
+        return (
+            type(X) is np.ndarray
+            and X.dtype in _FLOAT_DTYPES
+            and X.ndim == 2
+            and X.shape[0] >= 1
+            and X.shape[1] == self.n_features_in_
+            and self.input_encoder_ is None
+            and not hasattr(self, "feature_names_in_")
+            and math.isfinite(X.sum())  # as sklearn checks finiteness first
+        )
 
     def _new_input_encoder(self, X):
         """An unfitted encoder for categorical columns or scaling; None for plain numbers."""
@@ -437,10 +460,11 @@ class _BaseMMoE(BaseEstimator):
         ``method`` is ``"forward"`` (``(n, sum C)``) or ``"gate_weights"``
         (``(n, T, E)``).
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "net_")  # one attribute: cheaper than all of vars(self)
         X = self._prepare_X(X, reset=False)
         out = run_module(self.module_, method, X, self.net_.device)
-        if not np.isfinite(out).all():
+        # a sum first: one reduction where all is well (a finite sum can overflow)
+        if not math.isfinite(out.sum()) and not np.isfinite(out).all():
             warnings.warn(
                 "The network produced non-finite outputs (overflow) for some rows; "
                 "their predictions are meaningless. Check X for extreme values.",
@@ -687,6 +711,9 @@ class _BaseMMoE(BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags
+
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _as_2d(X):

@@ -198,8 +198,11 @@ class TaskEncoder:
 
     def split(self, outputs):
         """Split ``(n, sum C)`` outputs into one ``(n, C_k)`` block per task."""
-        bounds = np.cumsum([0, *self.output_widths])
-        return [outputs[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        blocks, start = [], 0
+        for width in self.output_widths:
+            blocks.append(outputs[:, start : start + width])
+            start += width
+        return blocks
 
     def _decode_task(self, j, block):
         enc = self.encoders_[j]
