@@ -196,6 +196,19 @@ class TaskEncoder:
         """
         return [self._decode_task(j, block) for j, block in enumerate(self.split(outputs))]
 
+    def regression_values(self, outputs):
+        """All tasks' values ``(n, T)`` float64 when every task is a regression; else None.
+
+        The same arithmetic as :meth:`decode` (the output in float64, times
+        the scale, plus the mean), for all tasks at once.
+        """
+        if any(kind != REGRESSION for kind in self.task_types):
+            return None
+        values = outputs.astype(np.float64)  # (n, T): one output per task
+        values *= np.concatenate([enc.scale_ for enc in self.encoders_])
+        values += np.concatenate([enc.mean_ for enc in self.encoders_])
+        return values
+
     def split(self, outputs):
         """Split ``(n, sum C)`` outputs into one ``(n, C_k)`` block per task."""
         blocks, start = [], 0
