@@ -351,7 +351,9 @@ LATENCY_ROWS = 1000
 @contextlib.contextmanager
 def busy_processes(n):
     """``n`` processes spinning a Python loop (each keeps one core busy) meanwhile."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    # each spins until its parent (this process) is gone, even if this one is killed
+    loop = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(n)]
     try:
         time.sleep(0.5 if n else 0)  # let them start spinning
         yield

@@ -5,7 +5,7 @@ smaller than ``MIN_PREDICT_ROWS`` is zero-padded, so a row's prediction does
 not depend on which other rows come with it.
 
 Small inputs (at most ``ONE_THREAD_ROWS`` rows) run on the calling thread
-alone (:func:`one_thread`): torch's OpenMP threads would only wait for each
+alone (:func:`_limit_threads`): torch's OpenMP threads would only wait for each
 other there, and on a busy machine a parallel region waits for a descheduled
 partner thread for milliseconds.
 """
