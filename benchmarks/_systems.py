@@ -354,6 +354,71 @@ def _predict_times(spec, X, predict):
     }
 
 
+# --------------------------------------------------------------- latency
+def latency(spec, X, Y):
+    """Prediction latency of one serving system on 1 row and on ``latency_rows`` rows.
+
+    ``spec["serve"]`` picks the system: ``"native"`` (``MMoERegressor.predict``),
+    ``"onnxruntime"`` (the same fitted model exported with ``sk_mmoe.onnx`` and
+    run by one reused ``InferenceSession``, default options), ``"mlp"``
+    (``MLPRegressor.predict``) or ``"torch"`` (the fitted torch module called on
+    the rows, unpadded: the floor of a forward pass). Every system gets the
+    same float64 rows and runs with its library's default threads (run.py sets
+    no thread variables for these workers). Models are trained one epoch:
+    latency does not depend on how well they fit.
+    """
+    import warnings
+
+    one, block = X[:1].copy(), X[: spec["latency_rows"]].copy()
+    serve = spec["serve"]
+    if serve == "mlp":
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+
+        est = MLPRegressor(hidden_layer_sizes=(128, 16), random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.partial_fit(X, Y)
+        predict = est.predict
+    else:
+        from sk_mmoe import MMoERegressor
+
+        est = MMoERegressor(
+            n_experts=spec["experts"],
+            expert_units=(spec["expert_units"],),
+            tower_units=(spec["tower_units"],),
+            max_epochs=1,
+            random_state=0,
+        ).fit(X, Y)
+        predict = est.predict
+    if serve == "onnxruntime":
+        import onnxruntime as ort
+        from skl2onnx import to_onnx
+
+        import sk_mmoe.onnx  # noqa: F401 - registers the converters
+
+        onx = to_onnx(est, one)  # a float64 input, cast inside as predict casts it
+        session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def predict(A):
+            return session.run(None, {name: A})
+
+    elif serve == "torch":
+        import torch
+
+        module = est.module_.eval()  # the module MMoERegressor trained
+
+        def predict(A):
+            with torch.inference_mode():
+                return module(torch.from_numpy(A).float()).numpy()
+
+    return {
+        "one": _time_calls(lambda: predict(one), spec["one_row_calls"], warmup=20),
+        "block": _time_calls(lambda: predict(block), spec["block_calls"], warmup=3),
+    }
+
+
 # ---------------------------------------------------------------- memory
 def predict_memory(spec):
     """Peak RSS growth of ``MMoERegressor.predict`` on ``rows`` float64 rows.
@@ -401,6 +466,7 @@ SYSTEMS = {
     "deepctr": deepctr,
     "rechub": rechub,
     "mlp": mlp,
+    "latency": latency,
 }
 
 

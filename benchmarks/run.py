@@ -13,12 +13,16 @@ shown as "not installed" otherwise (see README.md for installing them).
 
 ``--threads`` (default 1) sets ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
 ``OPENBLAS_NUM_THREADS`` for every worker, so torch and scikit-learn's BLAS
-use the same number of threads.
+use the same number of threads -- except in the serving-latency tables, whose
+workers run with every library's default threads (those variables removed),
+as a server started without tuning would; ``--busy`` (default ``0,1,2``) lists
+how many busy-loop processes run beside them, one table column per level.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -53,6 +57,9 @@ FULL = {
     "memory_rows": 1_000_000,
     "scaling_repeats": 3,
     "balancing_repeats": 5,
+    "latency_repeats": 3,
+    "block_calls": 50,
+    "busy": "0,1,2",
     "scaling": {
         "experts": [1, 4, 16, 64],
         "tasks": [1, 4, 16],
@@ -68,17 +75,26 @@ QUICK = {
     "memory_rows": 50_000,
     "scaling_repeats": 1,
     "balancing_repeats": 1,
+    "latency_repeats": 1,
+    "block_calls": 5,
+    "busy": "0",
     "scaling": {"experts": [1, 8], "tasks": [1, 4], "rows": [2_000, 5_000]},
 }
 #: the paper's model: d=100, 8 experts of 16 units, towers of 8, 2 tasks
 MODEL = {"features": 100, "tasks": 2, "experts": 8, "expert_units": 16, "tower_units": 8}
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def run_worker(spec, threads):
+    """One measurement in a fresh process; ``threads`` None: the libraries' defaults."""
     env = dict(os.environ)
-    if threads:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in THREAD_VARIABLES:
+        if threads:
             env[name] = str(threads)
+        elif threads is None:
+            env.pop(name, None)
     proc = subprocess.run(
         [sys.executable, str(WORKER), json.dumps(spec)],
         capture_output=True,
@@ -320,6 +336,125 @@ def architecture_table(rounds, summary, clock):
     return table(["architecture", "parameters", "s / epoch", "× MMoE"], rows)
 
 
+# ---------------------------------------------------------------- latency
+#: label, serving system of ``_systems.latency``, importable module needed
+SERVING = [
+    ("sk_mmoe predict (native)", "native", None),
+    ("sk_mmoe through onnxruntime", "onnxruntime", "onnxruntime"),
+    ("sklearn MLPRegressor (128, 16)", "mlp", None),
+    ("plain PyTorch forward, same module", "torch", None),
+]
+#: rows of the second latency table
+LATENCY_ROWS = 1000
+
+
+@contextlib.contextmanager
+def busy_processes(n):
+    """``n`` processes spinning a Python loop (each keeps one core busy) meanwhile."""
+    # each spins until its parent (this process) is gone, even if this one is killed
+    loop = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(n)]
+    try:
+        time.sleep(0.5 if n else 0)  # let them start spinning
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def latency_tables(args, settings):
+    """One-row and 1,000-row prediction latency, idle and beside busy processes.
+
+    Per round and busy level, every serving system runs in a fresh process
+    (default threads) while that many busy loops run; ratios to MLPRegressor
+    are the median of per-round ratios.
+    """
+    levels = args.busy
+    spec = {
+        **MODEL,
+        "system": "latency",
+        "rows": 500 if settings["latency_repeats"] == 1 else 2000,
+        "epochs": 1,
+        "batch_size": args.batch_size,
+        "one_row_calls": settings["one_row_calls"],
+        "block_calls": settings["block_calls"],
+        "latency_rows": LATENCY_ROWS,
+    }
+    systems = [
+        (label, serve)
+        for label, serve, module in SERVING
+        if module is None or importlib.util.find_spec(module) is not None
+    ]
+    times = {}  # (serve, level, key) -> [wall seconds per round]
+    for r in range(settings["latency_repeats"]):
+        for level in levels:
+            with busy_processes(level):
+                for _, serve in systems:
+                    res = run_worker({**spec, "serve": serve}, None)
+                    note = res.get("error", "ok")
+                    _progress(f"  latency round {r + 1}, {level} busy: {serve} ({note})")
+                    for key in ("one", "block"):
+                        value = res[key]["wall"] if key in res else None
+                        times.setdefault((serve, level, key), []).append(value)
+
+    def ratio(serve, level, key):
+        pairs = zip(times[(serve, level, key)], times[("mlp", level, key)])
+        return median([a / b for a, b in pairs if a is not None and b])
+
+    tables, summary = [], {}
+    for key, title in (("one", "1 row"), ("block", f"{LATENCY_ROWS:,} rows")):
+        rows = []
+        for label, serve in systems:
+            row = [label]
+            for level in levels:
+                ms = median(times[(serve, level, key)])
+                x = ratio(serve, level, key)
+                summary[f"{serve}_{key}_busy{level}"] = {
+                    "ms": None if ms is None else 1e3 * ms,
+                    "x_mlp": x,
+                }
+                row.append(
+                    "failed" if ms is None else f"{1e3 * ms:.3f} ({fmt(x, '{:.2f}', '?')}x)"
+                )
+            rows.append(row)
+        header = [f"predict {title}: ms (× MLP)"] + [
+            "idle" if level == 0 else f"{level} busy process" + ("es" if level > 1 else "")
+            for level in levels
+        ]
+        tables.append(table(header, rows))
+    lines = []
+    for level in levels:
+        where = "idle" if level == 0 else f"{level} busy"
+        native = summary.get(f"native_one_busy{level}", {}).get("x_mlp")
+        lines.append(
+            f"- native predict 1 row <= 2x MLPRegressor ({where}): "
+            f"{'met' if native is not None and native <= 2 else 'NOT met'} "
+            f"({fmt(native, '{:.2f}', '?')}x)"
+        )
+        onnx = summary.get(f"onnxruntime_one_busy{level}", {}).get("x_mlp")
+        if onnx is not None:
+            lines.append(
+                f"- onnxruntime 1 row <= MLPRegressor ({where}): "
+                f"{'met' if onnx <= 1 else 'NOT met'} ({onnx:.2f}x)"
+            )
+    return tables, lines, {"summary": summary, "rounds": {str(k): v for k, v in times.items()}}
+
+
+def latency(args, settings, out):
+    tables, lines, record = latency_tables(args, settings)
+    print()
+    print(
+        f"Serving latency (default threads, {os.cpu_count()} cores, "
+        f"{settings['latency_repeats']} rounds; median ms; × MLP: median per-round ratio):"
+    )
+    for text in tables:
+        print(text)
+        print()
+    print("\n".join(lines), flush=True)
+    out["latency"] = record
+
+
 # ---------------------------------------------------------------- scaling
 def scaling_table(args, settings):
     grid = settings["scaling"]
@@ -474,9 +609,20 @@ def parse_args(argv):
     parser.add_argument(
         "--only-balancing", action="store_true", help="run the task-balancing table alone"
     )
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument(
+        "--only-latency", action="store_true", help="run the serving-latency tables alone"
+    )
+    parser.add_argument(
+        "--busy",
+        help="comma-separated numbers of busy-loop processes beside the latency "
+        "measurements (default 0,1,2; --quick: 0)",
+    )
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args(argv)
     args.systems = set(args.systems.split(","))
+    if args.busy is not None:
+        args.busy = [int(n) for n in args.busy.split(",")]
     unknown = args.systems - {name for _, name, _ in SYSTEMS}
     if unknown:
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
@@ -500,6 +646,8 @@ def balancing(args, settings, out):
 def main(argv=None):
     args = parse_args(argv)
     settings = dict(QUICK if args.quick else FULL)
+    if args.busy is None:
+        args.busy = [int(n) for n in settings["busy"].split(",")]
     for key in ("rows", "epochs", "repeats"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
@@ -535,6 +683,11 @@ def main(argv=None):
     if args.only_balancing:
         balancing(args, settings, out)
         return
+    if args.only_latency:
+        latency(args, settings, out)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
+        return
     text, summary, rounds = main_table(args, settings, missing)
     print()
     print(text, flush=True)
@@ -553,6 +706,9 @@ def main(argv=None):
     print()
     print("Targets:")
     print("\n".join(target_lines(summary)))
+
+    if not args.no_latency:
+        latency(args, settings, out)
 
     if not args.no_balancing and "sk_mmoe" in args.systems:
         balancing(args, settings, out)

@@ -202,7 +202,11 @@ class _BaseMMoE(BaseEstimator):
             tasks; object dtype when the tasks' types differ; 1-D when the
             estimator was fitted on 1-D ``y``.
         """
-        return stack_tasks(self._decoded(X), self._single_output)
+        outputs = self._forward(X)
+        values = self.target_encoder_.regression_values(outputs)
+        if values is None:
+            return stack_tasks(self.target_encoder_.decode(outputs), self._single_output)
+        return values.ravel() if self._single_output else values
 
     def score(self, X, y, sample_weight=None):
         """Mean over tasks of R² (regression tasks) and accuracy (the others).
@@ -421,6 +425,8 @@ class _BaseMMoE(BaseEstimator):
         """
         if reset:
             self.input_encoder_ = self._new_input_encoder(X)
+        elif self._plain_floats(X):
+            return X
         if self.input_encoder_ is None:
             X = validate_data(
                 self,
@@ -439,6 +445,30 @@ class _BaseMMoE(BaseEstimator):
         if reset:
             self.input_encoder_.fit(X, names)
         return self.input_encoder_.transform(X, names)
+
+    def _plain_floats(self, X):
+        """Whether ``validate_data`` would return ``X`` itself, unchanged and unwarned.
+
+        True for a float32 / float64 ndarray of shape ``(n >= 1,
+        n_features_in_)``, all within the float32 range (so finite), given to
+        an estimator fitted on plain numbers without feature names:
+        validating it again costs a one-row predict about as much as the
+        network does. Anything else (and a NaN, infinite or too large value,
+        for its error message) goes through ``validate_data`` and
+        ``check_float32_range``.
+        """
+        return (
+            type(X) is np.ndarray
+            and X.dtype in _FLOAT_DTYPES
+            and X.ndim == 2
+            and X.shape[0] >= 1
+            and X.shape[1] == self.n_features_in_
+            and self.input_encoder_ is None
+            and not hasattr(self, "feature_names_in_")
+            # False for NaN (comparisons with NaN are False) and infinities
+            and X.max() <= _FLOAT32_MAX
+            and X.min() >= -_FLOAT32_MAX
+        )
 
     def _new_input_encoder(self, X):
         """An unfitted encoder for categorical columns or scaling; None for plain numbers."""
@@ -473,10 +503,12 @@ class _BaseMMoE(BaseEstimator):
         ``method`` is ``"forward"`` (``(n, sum C)``) or ``"gate_weights"``
         (``(n, T, E)``).
         """
-        check_is_fitted(self)
+        if "net_" not in self.__dict__:  # check_is_fitted costs a one-row predict 5%
+            check_is_fitted(self, "net_")
         X = self._prepare_X(X, reset=False)
         out = run_module(self.module_, method, X, self.net_.device)
-        if not np.isfinite(out).all():
+        # a sum first: one reduction where all is well (a finite sum can overflow)
+        if not math.isfinite(out.sum()) and not np.isfinite(out).all():
             warnings.warn(
                 "The network produced non-finite outputs (overflow) for some rows; "
                 "their predictions are meaningless. Check X for extreme values.",
@@ -727,6 +759,10 @@ class _BaseMMoE(BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags
+
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _as_2d(X):

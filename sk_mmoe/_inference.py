@@ -3,13 +3,22 @@
 Predictions are computed in chunks of ``PREDICT_BATCH_SIZE`` rows; a chunk
 smaller than ``MIN_PREDICT_ROWS`` is zero-padded, so a row's prediction does
 not depend on which other rows come with it.
+
+Small inputs (at most ``ONE_THREAD_ROWS`` rows) run on the calling thread
+alone (:func:`_limit_threads`): torch's OpenMP threads would only wait for each
+other there, and on a busy machine a parallel region waits for a descheduled
+partner thread for milliseconds.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import torch
 from scipy.sparse import issparse
+from threadpoolctl import ThreadpoolController
 
 from ._net import as_tensor
 
@@ -19,6 +28,9 @@ PREDICT_BATCH_SIZE = 4096
 #: (another summation order) for very small matrices, and a row's prediction
 #: must not depend on how many rows it was predicted with
 MIN_PREDICT_ROWS = 64
+#: inputs of at most this many rows run without torch's intra-op threads
+#: (one-row latency on 2 busy cores: 19 ms with them, see benchmarks/README.md)
+ONE_THREAD_ROWS = 1024
 
 
 def run_module(module, method, X, device):
@@ -26,35 +38,108 @@ def run_module(module, method, X, device):
 
     ``method`` is a method name or a callable (e.g. a bound method with
     arguments fixed by ``functools.partial``); ``X`` is validated numeric
-    input; the module is put in eval mode.
+    input; the module is put in eval mode. On the CPU, an ``X`` of at most
+    ``ONE_THREAD_ROWS`` rows is run on the calling thread alone
+    (:func:`_limit_threads`).
     """
     fn = getattr(module, method) if isinstance(method, str) else method
     n_rows = X.shape[0]
-    module.eval()
+    # the estimators switch the whole module (skorch's train / eval, or this
+    # eval), and training leaves it in training mode: the root's flag tells
+    if module.training:
+        module.eval()
+    cpu = device == "cpu" or torch.device(device).type == "cpu"
+    if n_rows <= ONE_THREAD_ROWS and cpu:
+        previous = _limit_threads()
+        try:
+            with torch.inference_mode():
+                return _run_chunk(fn, X, device, cpu)
+        finally:
+            _restore_threads(previous)
     with torch.inference_mode():
         if n_rows <= PREDICT_BATCH_SIZE:
-            return _run_chunk(fn, X, device)  # one chunk: no buffer to fill
+            return _run_chunk(fn, X, device, cpu)  # one chunk: no buffer to fill
         out = None
         for start in range(0, n_rows, PREDICT_BATCH_SIZE):
-            result = _run_chunk(fn, X[start : start + PREDICT_BATCH_SIZE], device)
+            result = _run_chunk(fn, X[start : start + PREDICT_BATCH_SIZE], device, cpu)
             if out is None:
                 out = np.empty((n_rows, *result.shape[1:]), dtype=np.float32)
             out[start : start + len(result)] = result
     return out
 
 
-def _run_chunk(fn, X, device):
+def _run_chunk(fn, X, device, cpu):
     """``fn`` on the rows of ``X`` as float32 numpy; small chunks zero-padded.
 
     A sparse ``X`` is densified here, one chunk at a time.
     """
     if issparse(X):
         X = X.toarray()
-    chunk = as_tensor(X).to(device=device, dtype=torch.float32)
-    n_rows = len(chunk)
+    n_rows = X.shape[0]
     if n_rows < MIN_PREDICT_ROWS:
-        chunk = torch.nn.functional.pad(chunk, (0, 0, 0, MIN_PREDICT_ROWS - n_rows))
-    return fn(chunk)[:n_rows].cpu().numpy()
+        # the zero-padded float32 rows built in numpy: one cast and copy
+        # instead of three torch calls (the same float32 values: both round
+        # to nearest)
+        padded = np.zeros((MIN_PREDICT_ROWS, X.shape[1]), dtype=np.float32)
+        padded[:n_rows] = X
+        chunk = torch.from_numpy(padded)
+        if not cpu:
+            chunk = chunk.to(device)
+    else:
+        chunk = as_tensor(X).to(device=device, dtype=torch.float32)
+    out = fn(chunk)
+    return out.numpy()[:n_rows] if cpu else out[:n_rows].cpu().numpy()
+
+
+# ------------------------------------------------------ one thread per call
+# OpenMP's thread count (``nthreads-var``) belongs to the calling thread:
+# ``omp_set_num_threads`` there changes no other thread's, so a predict call
+# can run its parallel regions on one thread and give the count back after,
+# whatever other threads do meanwhile. torch's ``get_num_threads`` reads the
+# same per-thread value (OpenMP builds), and MKL's and oneDNN's kernels follow
+# it unless the thread set MKL's own count (``torch.set_num_threads`` does).
+_openmp = None
+_openmp_lock = threading.Lock()
+
+
+def _openmp_libraries():
+    """threadpoolctl's controllers of torch's OpenMP runtime (found once).
+
+    All OpenMP runtimes loaded where none is torch's own copy (a torch
+    linked to the system's runtime); none for a torch built without OpenMP.
+    """
+    global _openmp
+    if _openmp is None:
+        with _openmp_lock:
+            if _openmp is None:
+                found = ThreadpoolController().select(user_api="openmp").lib_controllers
+                torch_dir = os.path.dirname(os.path.realpath(torch.__file__))
+                own = [
+                    lib
+                    for lib in found
+                    if os.path.realpath(lib.filepath).startswith(torch_dir + os.sep)
+                ]
+                _openmp = own or found
+    return _openmp
+
+
+def _limit_threads():
+    """Limit the calling thread's OpenMP runtimes to one thread; their counts before."""
+    # torch initialises a thread's OpenMP count on its first parallel op and
+    # would overwrite the limit then: have it do that first
+    torch.get_num_threads()
+    previous = []
+    for lib in _openmp_libraries():
+        previous.append(lib.get_num_threads())
+        lib.set_num_threads(1)
+    return previous
+
+
+def _restore_threads(previous):
+    """Give the calling thread back the counts :func:`_limit_threads` returned."""
+    for lib, n in zip(_openmp_libraries(), previous):
+        if n is not None:
+            lib.set_num_threads(n)
 
 
 def check_float32_range(X):

@@ -196,10 +196,26 @@ class TaskEncoder:
         """
         return [self._decode_task(j, block) for j, block in enumerate(self.split(outputs))]
 
+    def regression_values(self, outputs):
+        """All tasks' values ``(n, T)`` float64 when every task is a regression; else None.
+
+        The same arithmetic as :meth:`decode` (the output in float64, times
+        the scale, plus the mean), for all tasks at once.
+        """
+        if any(kind != REGRESSION for kind in self.task_types):
+            return None
+        values = outputs.astype(np.float64)  # (n, T): one output per task
+        values *= np.concatenate([enc.scale_ for enc in self.encoders_])
+        values += np.concatenate([enc.mean_ for enc in self.encoders_])
+        return values
+
     def split(self, outputs):
         """Split ``(n, sum C)`` outputs into one ``(n, C_k)`` block per task."""
-        bounds = np.cumsum([0, *self.output_widths])
-        return [outputs[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        blocks, start = [], 0
+        for width in self.output_widths:
+            blocks.append(outputs[:, start : start + width])
+            start += width
+        return blocks
 
     def _decode_task(self, j, block):
         enc = self.encoders_[j]

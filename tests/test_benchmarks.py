@@ -4,6 +4,7 @@ No timing is asserted: the numbers of a smoke run on a shared machine mean
 nothing. The peers are reported as not installed whether or not they are.
 """
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ def test_quick_benchmark_prints_the_tables():
         "--treat-as-missing=deepctr,rechub",
         "--no-memory",
         "--no-balancing",
+        "--no-latency",
     ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -37,6 +39,30 @@ def test_quick_benchmark_prints_the_tables():
     assert "sk_mmoe PLE" in out and "| PLE " in out and "× MMoE" in out
     assert "Targets:" in out
     assert "Scaling" in out and "experts = 8" in out
+
+
+def test_latency_benchmark_prints_its_tables():
+    """One-row and 1,000-row latency of every serving system, idle and beside a busy loop."""
+    command = [sys.executable, str(RUN), "--quick", "--only-latency", "--busy=0,1"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "predict 1 row: ms (× MLP)" in out and "predict 1,000 rows: ms (× MLP)" in out
+    assert "| idle " in out and "| 1 busy process " in out
+    cells = {
+        line.split("|")[1].strip(): line.split("|")[2:4]
+        for line in out.splitlines()
+        if line.startswith("| ") and "ms (×" not in line
+    }
+    systems = ["sk_mmoe predict (native)", "sklearn MLPRegressor (128, 16)"]
+    systems.append("plain PyTorch forward, same module")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        systems.append("sk_mmoe through onnxruntime")
+    for system in systems:
+        for cell in cells[system]:
+            assert float(cell.split()[0]) > 0, (system, cell)  # timed, not failed
+    assert "native predict 1 row <= 2x MLPRegressor (1 busy)" in out
+    assert "failed" not in out
 
 
 def test_balancing_benchmark_prints_its_table():
