@@ -381,15 +381,7 @@ def latency(spec, X, Y):
             est.partial_fit(X, Y)
         predict = est.predict
     else:
-        from sk_mmoe import MMoERegressor
-
-        est = MMoERegressor(
-            n_experts=spec["experts"],
-            expert_units=(spec["expert_units"],),
-            tower_units=(spec["tower_units"],),
-            max_epochs=1,
-            random_state=0,
-        ).fit(X, Y)
+        est = _one_epoch_model(spec, X, Y)
         predict = est.predict
     if serve == "onnxruntime":
         import onnxruntime as ort
@@ -419,6 +411,19 @@ def latency(spec, X, Y):
     }
 
 
+def _one_epoch_model(spec, X, Y):
+    """``MMoERegressor`` of the spec's model size, fitted one epoch on ``X, Y``."""
+    from sk_mmoe import MMoERegressor
+
+    return MMoERegressor(
+        n_experts=spec["experts"],
+        expert_units=(spec["expert_units"],),
+        tower_units=(spec["tower_units"],),
+        max_epochs=1,
+        random_state=0,
+    ).fit(X, Y)
+
+
 # ---------------------------------------------------------------- memory
 def predict_memory(spec):
     """Peak RSS growth of ``MMoERegressor.predict`` on ``rows`` float64 rows.
@@ -426,16 +431,8 @@ def predict_memory(spec):
     The model is fitted on 2,000 rows; ``X`` is built before the peak counter
     is reset, so the growth is what ``predict`` needs on top of its input.
     """
-    from sk_mmoe import MMoERegressor
-
     X, Y = make_data({**spec, "rows": 2000})
-    est = MMoERegressor(
-        n_experts=spec["experts"],
-        expert_units=(spec["expert_units"],),
-        tower_units=(spec["tower_units"],),
-        max_epochs=1,
-        random_state=0,
-    ).fit(X, Y)
+    est = _one_epoch_model(spec, X, Y)
     est.predict(X)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((spec["rows"], spec["features"]))  # float64
