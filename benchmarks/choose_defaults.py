@@ -73,6 +73,8 @@ CANDIDATES = {
     "adamw_1e-2": ({"optimizer": "adamw", "weight_decay": 1e-2}, False),
     "experts_128": ({"expert_units": (128,)}, False),
     "smooth_clip": ({}, True),
+    "embedding_8": ({"embedding_dim": 8}, False),
+    "min_frequency_10": ({"min_frequency": 10}, False),
 }
 
 
