@@ -75,6 +75,11 @@ CANDIDATES = {
     "smooth_clip": ({}, True),
     "embedding_8": ({"embedding_dim": 8}, False),
     "min_frequency_10": ({"min_frequency": 10}, False),
+    # the task-balancing methods against fixed weights, on real data
+    "uncertainty": ({"task_weights": "uncertainty"}, False),
+    "dwa": ({"task_weights": "dwa"}, False),
+    "gradnorm": ({"task_weights": "gradnorm"}, False),
+    "pcgrad": ({"task_weights": "pcgrad"}, False),
 }
 
 

@@ -43,9 +43,11 @@ class MultiTaskLoss(nn.Module):
     - ``"pcgrad"``: the fixed weights; the net's step combines the task
       gradients by gradient surgery (Yu et al., NeurIPS 2020).
 
-    In evaluation mode (validation loss, early stopping) ``"dwa"`` and
-    ``"gradnorm"`` sum the task losses unweighted, so that epochs compare on
-    one scale while the weights move.
+    In evaluation mode (validation loss, early stopping) the learned methods
+    (``"uncertainty"``, ``"dwa"``, ``"gradnorm"``) sum the task losses
+    unweighted, so that epochs compare on one scale while the weights move
+    (uncertainty's own objective falls as its log-variances grow, and early
+    stopping on it let fits overfit).
 
     Parameters
     ----------
@@ -198,10 +200,11 @@ class MultiTaskLoss(nn.Module):
         In training mode ``"dwa"`` also adds the batch's losses of the
         labelled tasks (``present``; None: all) to the epoch's means.
         """
+        if self.method in ("uncertainty", "dwa", "gradnorm") and not self.training:
+            # validation: one scale for every epoch, whatever the weights did
+            return losses.sum()
         if self.log_vars is not None:
             return (torch.exp(-self.log_vars) * losses + self.log_vars).sum()
-        if self.method in ("dwa", "gradnorm") and not self.training:
-            return losses.sum()
         if self.method == "dwa":
             with torch.no_grad():
                 counted = 1.0 if present is None else present.to(losses.dtype)
