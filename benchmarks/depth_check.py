@@ -23,7 +23,6 @@ from scipy.stats import t as student_t
 
 from sk_mmoe import MMoERegressor
 from sk_mmoe.__main__ import Setup, count_parameters, model_params
-from sk_mmoe.datasets import make_mmoe_tasks
 
 
 def interval(values):
@@ -55,19 +54,10 @@ def main(argv=None):
     for correlation in correlations:
         mse = {name: [] for name in models}
         for seed in range(setup.first_seed, setup.first_seed + setup.n_seeds):
-            X, Y = make_mmoe_tasks(
-                setup.n_train + setup.n_test,
-                n_features=setup.n_features,
-                correlation=correlation,
-                n_sin=setup.n_sin,
-                scale=setup.scale,
-                noise=setup.noise,
-                random_state=seed,
-            )
-            train, test = slice(None, setup.n_train), slice(setup.n_train, None)
+            X_train, Y_train, X_test, Y_test = setup.tasks(correlation, seed)
             for name, p in models.items():
-                est = MMoERegressor(**p, random_state=seed).fit(X[train], Y[train])
-                mse[name].append(np.mean((est.predict(X[test]) - Y[test]) ** 2))
+                est = MMoERegressor(**p, random_state=seed).fit(X_train, Y_train)
+                mse[name].append(np.mean((est.predict(X_test) - Y_test) ** 2))
         mse = {name: np.array(values) for name, values in mse.items()}
         rows["deep MMoE - MMoE"].append(interval(mse["deep MMoE"] - mse["MMoE"]))
         rows["PLE - deep MMoE"].append(interval(mse["PLE"] - mse["deep MMoE"]))

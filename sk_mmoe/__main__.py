@@ -99,6 +99,25 @@ class Setup:
         values = dict(n_seeds=1, n_train=300, n_test=100, max_epochs=2, batch_size=128)
         return cls(**{**values, **changes})
 
+    def tasks(self, correlation, seed):
+        """``(X_train, Y_train, X_test, Y_test)`` of one seed at one correlation.
+
+        The same seed gives the same X and sine terms at every correlation.
+        """
+        from sk_mmoe.datasets import make_mmoe_tasks
+
+        X, Y = make_mmoe_tasks(
+            self.n_train + self.n_test,
+            n_features=self.n_features,
+            correlation=correlation,
+            n_sin=self.n_sin,
+            scale=self.scale,
+            noise=self.noise,
+            random_state=seed,
+        )
+        n = self.n_train
+        return X[:n], Y[:n], X[n:], Y[n:]
+
 
 def model_params(setup, n_tasks=2):
     """Estimator parameters of each model; the Shared-Bottom and PLE are sized to match.
@@ -183,7 +202,6 @@ def run_experiment(setup, *, progress=True):
     from tqdm.auto import tqdm
 
     from sk_mmoe import MMoERegressor
-    from sk_mmoe.datasets import make_mmoe_tasks
 
     params = model_params(setup)
     seeds = range(setup.first_seed, setup.first_seed + setup.n_seeds)
@@ -192,18 +210,7 @@ def run_experiment(setup, *, progress=True):
     with tqdm(total=n_fits, desc="training", unit="fit", disable=not progress) as bar:
         for correlation in setup.correlations:
             for seed in seeds:
-                # the same seed gives the same X and sine terms at every correlation
-                X, Y = make_mmoe_tasks(
-                    setup.n_train + setup.n_test,
-                    n_features=setup.n_features,
-                    correlation=correlation,
-                    n_sin=setup.n_sin,
-                    scale=setup.scale,
-                    noise=setup.noise,
-                    random_state=seed,
-                )
-                X_train, X_test = X[: setup.n_train], X[setup.n_train :]
-                Y_train, Y_test = Y[: setup.n_train], Y[setup.n_train :]
+                X_train, Y_train, X_test, Y_test = setup.tasks(correlation, seed)
                 for name in MODELS:
                     est = MMoERegressor(**params[name], random_state=seed)
                     est.fit(X_train, Y_train)
