@@ -45,6 +45,20 @@ def _arrow(ax, start, end, dashed=False, colour="#555555"):
     )
 
 
+def _gated_mixture(ax, gate, source, x, y, experts):
+    """Draw the mixture box of ``gate`` at ``(x, y)`` and return it.
+
+    Dashed arrows from ``source`` (what the gate reads) to the gate and from
+    the gate to the mixture; grey arrows from each of ``experts``.
+    """
+    _arrow(ax, source, gate, dashed=True)
+    mixture = _box(ax, x, y, "$\\Sigma$", "white", width=0.45, height=0.36)
+    _arrow(ax, gate, mixture, dashed=True)
+    for expert in experts:
+        _arrow(ax, expert, mixture, colour="#888888")
+    return mixture
+
+
 def _towers(ax, inputs, xs, y):
     """A tower and a prediction per task above ``inputs`` (one node per task)."""
     for task, node, x in zip("AB", inputs, xs):
@@ -65,12 +79,9 @@ def _experts_and_gates(ax, x_node, experts, gates, y):
     mixtures = []
     for name, x, reach in gates:
         gate = _box(ax, x, y, name, GATE, width=0.7)
-        _arrow(ax, x_node, gate, dashed=True)
-        mixture = _box(ax, x, y + 0.9, "$\\Sigma$", "white", width=0.45, height=0.36)
-        _arrow(ax, gate, mixture, dashed=True)
-        for k in reach:
-            _arrow(ax, expert_nodes[k], mixture, colour="#888888")
-        mixtures.append(mixture)
+        mixtures.append(
+            _gated_mixture(ax, gate, x_node, x, y + 0.9, [expert_nodes[k] for k in reach])
+        )
     return mixtures
 
 
@@ -126,12 +137,7 @@ def draw(architecture):
         mixtures = []
         for name, x, reach in gates:
             gate = _box(ax, x, 1.1 if x != 3.0 else 1.75, name, GATE, width=0.7, height=0.5)
-            _arrow(ax, x_node, gate, dashed=True)
-            mixture = _box(ax, x, 2.35, "$\\Sigma$", "white", width=0.45, height=0.36)
-            _arrow(ax, gate, mixture, dashed=True)
-            for k in reach:
-                _arrow(ax, nodes[k], mixture, colour="#888888")
-            mixtures.append(mixture)
+            mixtures.append(_gated_mixture(ax, gate, x_node, x, 2.35, [nodes[k] for k in reach]))
         mix_a, mix_shared, mix_b = mixtures
         # level 2 (the last): task experts read their task's mixture, shared ones the shared one
         level2 = [
@@ -151,12 +157,9 @@ def draw(architecture):
             ("gate $g_B'$", 5.4, [1, 2, 3], mix_b),
         ]:
             gate = _box(ax, x, 3.2, name, GATE, width=0.7)
-            _arrow(ax, source, gate, dashed=True)
-            mixture = _box(ax, x, 4.1, "$\\Sigma$", "white", width=0.45, height=0.36)
-            _arrow(ax, gate, mixture, dashed=True)
-            for k in reach:
-                _arrow(ax, nodes2[k], mixture, colour="#888888")
-            top_mixtures.append(mixture)
+            top_mixtures.append(
+                _gated_mixture(ax, gate, source, x, 4.1, [nodes2[k] for k in reach])
+            )
         _towers(ax, top_mixtures, [1.6, 4.4], 4.9)
         ax.text(-1.3, 1.1, "level 1", ha="left", va="center", style="italic", color="#666666")
         ax.text(-1.3, 3.2, "level 2", ha="left", va="center", style="italic", color="#666666")
