@@ -41,7 +41,6 @@ from ._hyperparameters import (
     resolve_batch_size,
 )
 from ._inference import check_float32_range, run_module, stack_tasks
-from ._inputs import InputEncoder, resolve_categorical
 from ._net import TensorDataset, as_tensor, seeded
 from ._targets import (
     TaskEncoder,
@@ -51,6 +50,7 @@ from ._targets import (
     split_columns,
 )
 from ._task_types import REGRESSION
+from .inputs import InputEncoder, resolve_categorical
 
 
 class _BaseMMoE(BaseEstimator):
@@ -339,7 +339,7 @@ class _BaseMMoE(BaseEstimator):
     def _set_fitted(self, net, encoder, random_seed, target_names, single_output, inputs):
         """Set the fitted attributes (after training, or when loading a file)."""
         self.input_encoder_ = inputs
-        if inputs is not None and inputs.categories_:
+        if inputs is not None and inputs.is_categorical.any():
             self.is_categorical_ = inputs.is_categorical.copy()
             names = getattr(self, "feature_names_in_", np.arange(self.n_features_in_))
             self.categories_ = dict(zip(names[inputs.is_categorical], inputs.categories_))
@@ -421,7 +421,7 @@ class _BaseMMoE(BaseEstimator):
         Numbers alone (an array or DataFrame with no categorical column) are
         validated and used as given, a sparse matrix kept as CSR; ``X`` with
         categorical columns (or any ``X`` with ``numeric_scaling="standard"``)
-        is encoded by ``input_encoder_`` (see :mod:`sk_mmoe._inputs`).
+        is encoded by ``input_encoder_`` (see :mod:`sk_mmoe.inputs`).
         """
         if reset:
             self.input_encoder_ = self._new_input_encoder(X)
@@ -485,9 +485,7 @@ class _BaseMMoE(BaseEstimator):
             return None
         return InputEncoder(
             mask if mask is not None else np.zeros(raw.shape[1], dtype=bool),
-            self.embedding_dim,
-            self.min_frequency,
-            scale_numeric=self.numeric_scaling is not None,
+            self.get_params(deep=False),
         )
 
     def _check_hyperparameters(self):

@@ -14,9 +14,9 @@ from skorch.callbacks import EarlyStopping
 
 from ._callbacks import DivergenceGuard, TaskConflict, TaskValidationLoss, TaskWeightHistory
 from ._loss import MultiTaskLoss
-from ._modules import EmbeddingNetwork
 from ._net import AcceleratedMMoENet, BatchIterator, MMoENet
 from .architectures import ARCHITECTURES
+from .inputs import InputNetwork
 
 
 def _silent(*args, **kwargs):
@@ -41,9 +41,7 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
     task_weights : list of float or None
         Validated fixed task weights (None with a balancing method or equal weights).
     inputs : InputEncoder or None
-        The fitted input encoder when ``X`` has categorical columns: the
-        architecture's network is then wrapped in an
-        :class:`~sk_mmoe._modules.EmbeddingNetwork`.
+        The fitted input encoder (see :func:`module_spec`).
 
     Returns
     -------
@@ -125,20 +123,16 @@ def module_spec(hyper, inputs=None):
     """The torch module class and its keyword arguments besides the widths.
 
     The registry's architecture, wrapped in an
-    :class:`~sk_mmoe._modules.EmbeddingNetwork` when ``inputs`` (the fitted
-    :class:`~sk_mmoe._inputs.InputEncoder`) has categorical columns.
+    :class:`~sk_mmoe.inputs.InputNetwork` when ``inputs`` (the fitted
+    :class:`~sk_mmoe.inputs.InputEncoder`) has a block with a module
+    (categorical columns, numeric embeddings).
     """
     architecture = ARCHITECTURES[hyper["architecture"]]
     kwargs = architecture.module_kwargs(hyper)
-    if inputs is None or not inputs.categories_:
+    blocks = None if inputs is None else inputs.module_spec()
+    if blocks is None:
         return architecture.module, kwargs
-    return EmbeddingNetwork, {
-        **kwargs,
-        "network": architecture.module,
-        "n_numeric": inputs.n_numeric,
-        "cardinalities": inputs.cardinalities,
-        "embedding_dims": inputs.embedding_dims_,
-    }
+    return InputNetwork, {**kwargs, "network": architecture.module, "blocks": blocks}
 
 
 def build_module(hyper, n_features, output_widths, inputs=None):

@@ -21,13 +21,9 @@ import torch
 from onnx import TensorProto, numpy_helper
 from torch import nn
 
-from ._modules import (
-    BatchedLinear,
-    BatchedMLP,
-    CategoricalEmbedding,
-    EmbeddingNetwork,
-)
+from ._modules import BatchedLinear, BatchedMLP
 from .architectures import MixtureOfExperts, ProgressiveLayeredExtraction, SharedBottom
+from .inputs import INPUT_BLOCKS, InputNetwork
 
 #: the lowest ONNX opset the emitters write (Unsqueeze, Split, ReduceSum and
 #: Softmax take their current forms in opset 13)
@@ -352,27 +348,15 @@ def _progressive_layered_extraction(builder, module, x):
     return towers(builder, module, streams)  # the last level: T streams
 
 
-@register_emitter(CategoricalEmbedding)
-def _categorical_embedding(builder, module, codes):
-    """int64 codes ``(B, n_columns)`` -> embeddings ``(B, D)``: one gather, as in torch."""
-    per_position = builder.node(
-        "Gather", [codes, builder.const(module.column, "column")], axis=1
-    )  # (B, D): each output position's column code
-    index = builder.node("Mul", [per_position, builder.const(module.width, "width")])
-    index = builder.node("Add", [index, builder.const(module.base, "base")])
-    weight = builder.const(module.weight, "embedding_table", np.float32)
-    return builder.node("Gather", [weight, index], "embedded", axis=0)
-
-
-@register_emitter(EmbeddingNetwork)
-def _embedding_network(builder, module, x):
-    """``(B, n_numeric + n_cat)`` (codes as floats) -> the network's ``(B, sum C)``."""
-    n_numeric = module.n_numeric
-    n_columns = len(module.embedding.cardinalities)
-    codes = builder.slice(x, n_numeric, n_numeric + n_columns, 1, "codes")
-    codes = builder.node("Cast", [codes], "codes", to=TensorProto.INT64)
-    embedded = emit(builder, module.embedding, codes)  # (B, D)
-    if n_numeric:
-        numeric = builder.slice(x, 0, n_numeric, 1, "numeric")
-        embedded = builder.node("Concat", [numeric, embedded], "network_input", axis=1)
-    return emit(builder, module.network, embedded)
+@register_emitter(InputNetwork)
+def _input_network(builder, module, x):
+    """The encoded ``(B, n_features)`` -> the network's ``(B, sum C)``, block by block."""
+    pieces = []
+    for kind, name, start, stop in module.blocks:
+        piece = builder.slice(x, start, stop, 1, kind)  # (B, n_encoded) of this block
+        if name is not None:
+            piece = INPUT_BLOCKS[kind].emit_module(builder, getattr(module, name), piece)
+        pieces.append(piece)
+    if len(pieces) > 1:
+        pieces = [builder.node("Concat", pieces, "network_input", axis=1)]
+    return emit(builder, module.network, pieces[0])

@@ -44,12 +44,14 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 
 from ._factory import build_module
 from ._hyperparameters import check_hyperparameters
-from ._inputs import InputEncoder
 from ._targets import TaskEncoder
 from .architectures import ARCHITECTURES
+from .inputs import InputEncoder
 
 FORMAT = "sk_mmoe"
-VERSION = 1
+VERSION = 2
+#: the format versions this sk_mmoe reads (1: the input encoding as one record)
+READABLE_VERSIONS = (1, 2)
 _JSON = "estimator.json"
 _WEIGHTS = "weights.pt"
 
@@ -92,7 +94,7 @@ class Saved:
     the module and of the criterion (and, in a checkpoint, ``"training"``:
     tensors to resume training). ``training`` is a checkpoint's JSON part
     (None in a plain model file). ``inputs`` is the fitted
-    :class:`~sk_mmoe._inputs.InputEncoder` (None when ``X`` is used as given).
+    :class:`~sk_mmoe.inputs.InputEncoder` (None when ``X`` is used as given).
     """
 
     class_name: str
@@ -291,10 +293,10 @@ def _read_document(document, path, estimator_class):
     class_name = estimator_class.__name__
     if document.get("format") != FORMAT:
         raise ValueError(f"{path} is not an sk_mmoe file.")
-    if document.get("version") != VERSION:
+    if document.get("version") not in READABLE_VERSIONS:
         raise ValueError(
             f"{path} has format version {document.get('version')!r}; this sk_mmoe reads "
-            f"version {VERSION}."
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}."
         )
     if document.get("class") != class_name:
         raise ValueError(
@@ -386,7 +388,7 @@ def _check_weights_size(saved, size, path):
     limit = size // 4  # every count or width means at least one float32 weight
     counts = [n_features, len(widths)]
     if saved.inputs is not None:
-        counts += [*saved.inputs.cardinalities, *saved.inputs.embedding_dims_]
+        counts += saved.inputs.size_hints()
     for value in architecture.module_kwargs(hyper).values():
         values = value if isinstance(value, (list, tuple)) else [value]
         if isinstance(value, (list, tuple)):

@@ -76,7 +76,6 @@ try:
     from skl2onnx.common.data_types import (
         BooleanTensorType,
         DoubleTensorType,
-        Int32TensorType,
         Int64TensorType,
         StringTensorType,
     )
@@ -92,9 +91,9 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._estimators import MMoEClassifier, MMoEMultiTask, MMoERegressor
-from ._inputs import MISSING, OTHER
 from ._onnx_graph import MIN_OPSET, GraphBuilder, emit
 from ._task_types import BINARY, REGRESSION
+from .inputs._onnx import Selected, as_numbers, concat
 
 __all__ = ["output_names"]
 
@@ -204,20 +203,6 @@ def _column_sources(model, inputs):
     return [(i, j) for i, width in enumerate(widths) for j in range(width)]
 
 
-def _is_string(variable):
-    return isinstance(variable.type, StringTensorType)
-
-
-def _as_numbers(builder, variable, to, hint):
-    """``variable`` cast to ONNX type ``to``; strings are parsed as numbers.
-
-    skl2onnx's ColumnTransformer casts all its outputs to the type of the
-    first one, so numbers can reach the estimator as strings; they are
-    parsed back (exact to float32 rounding).
-    """
-    return builder.node("Cast", [variable.onnx_name], hint, to=to)
-
-
 def _select(builder, variable, columns, width):
     """Columns ``columns`` of a 2-D input of ``width`` columns (the input itself if all)."""
     if list(columns) == list(range(width)):
@@ -234,100 +219,22 @@ def _network_input(builder, model, inputs):
     widths = [sum(1 for i, _ in sources if i == k) for k in range(len(inputs))]
     encoder = model.input_encoder_
     if encoder is None:
-        pieces = [_as_numbers(builder, v, TensorProto.FLOAT, "x") for v in inputs]
-        return _concat(builder, pieces, "x")
-    is_categorical = encoder.is_categorical
-    numeric = []
-    for k, variable in enumerate(inputs):
-        columns = [j for (i, j), cat in zip(sources, is_categorical) if i == k and not cat]
-        if columns:
-            selected = _Selected(_select(builder, variable, columns, widths[k]), variable)
-            numeric.append(_as_numbers(builder, selected, TensorProto.DOUBLE, "numeric"))
+        pieces = [as_numbers(builder, v, TensorProto.FLOAT, "x") for v in inputs]
+        return concat(builder, pieces, "x")
     pieces = []
-    if numeric:
-        x = _concat(builder, numeric, "numeric")  # (B, n_numeric) double
-        if encoder.mean_ is not None:
-            x = builder.node("Sub", [x, builder.const(encoder.mean_, "mean", np.float64)])
-            x = builder.node("Div", [x, builder.const(encoder.scale_, "scale", np.float64)])
-        pieces.append(builder.node("Cast", [x], "numeric", to=TensorProto.FLOAT))
-    codes = []
-    positions = np.flatnonzero(is_categorical)
-    names = getattr(model, "feature_names_in_", range(len(is_categorical)))
-    for categories, position in zip(encoder.categories_, positions):
-        k, j = sources[position]
-        column = _Selected(_select(builder, inputs[k], [j], widths[k]), inputs[k])
-        codes.append(_codes(builder, column, categories, names[position]))
-    if codes:
-        codes = _concat(builder, codes, "codes")  # (B, n_categorical) int64
-        pieces.append(builder.node("Cast", [codes], "codes", to=TensorProto.FLOAT))
-    return _concat(builder, pieces, "x")
-
-
-class _Selected:
-    """A tensor name with the type of the input it was taken from."""
-
-    def __init__(self, onnx_name, source):
-        self.onnx_name = onnx_name
-        self.type = source.type
-
-
-def _concat(builder, pieces, hint):
-    if len(pieces) == 1:
-        return pieces[0]
-    return builder.node("Concat", pieces, hint, axis=1)
-
-
-def _codes(builder, column, categories, name):
-    """int64 codes ``(B, 1)`` of one categorical column: 0 missing, 1 other, 2 + i."""
-    codes = {value: 2 + i for i, value in enumerate(categories.tolist())}
-    numeric = [k for k in codes if not isinstance(k, str)]
-    if numeric if _is_string(column) else len(numeric) < len(codes):
-        raise TypeError(
-            f"categorical column {name!r} had categories {categories.tolist()[:5]!r} in fit "
-            f"but reaches the estimator as a {'string' if _is_string(column) else 'numeric'} "
-            "tensor. "
-            "skl2onnx's ColumnTransformer casts all its outputs to the type of the first "
-            "transformer's: list the columns passed through as strings first."
-        )
-    if _is_string(column):
-        keys = list(codes)
-        values = [codes[k] for k in keys]
-        if "" not in codes:
-            keys, values = [*keys, ""], [*values, MISSING]
-        return _label_encoder(builder, column.onnx_name, "strings", keys, values)
-    if isinstance(column.type, (Int64TensorType, Int32TensorType, BooleanTensorType)):
-        integral = [k for k in numeric if float(k).is_integer()]
-        value = builder.node("Cast", [column.onnx_name], "category", to=TensorProto.INT64)
-        return _label_encoder(
-            builder, value, "int64s", [int(k) for k in integral], [codes[k] for k in integral]
-        )
-    # floats: matched as float32 (LabelEncoder's float keys); NaN is missing
-    keys = np.asarray(numeric, dtype=np.float32)
-    if len(np.unique(keys)) < len(keys):
-        raise ValueError(
-            f"the categories {numeric!r} are not distinct as float32 numbers, which is how "
-            "ONNX matches a float column; pass the column as integers or strings."
-        )
-    value = _as_numbers(builder, column, TensorProto.FLOAT, "category")
-    matched = _label_encoder(builder, value, "floats", keys.tolist(), [codes[k] for k in numeric])
-    missing = builder.node("IsNaN", [value], "missing")
-    return builder.node("Where", [missing, builder.const(np.int64(MISSING), "missing"), matched])
-
-
-def _label_encoder(builder, value, kind, keys, values):
-    """``ai.onnx.ml.LabelEncoder`` from ``keys_<kind>`` to codes; "other" by default."""
-    if not keys:  # the operator needs a key: one that is no category, mapped to "other"
-        keys, values = [{"strings": "", "int64s": 0, "floats": 0.0}[kind]], [OTHER]
-    return builder.node(
-        "LabelEncoder",
-        [value],
-        "codes",
-        domain="ai.onnx.ml",
-        version=2,
-        values_int64s=list(values),
-        default_int64=OTHER,
-        **{f"keys_{kind}": list(keys)},
-    )
+    for block in encoder.blocks_:
+        positions = np.flatnonzero(encoder.is_categorical == (block.role == "categorical"))
+        if block.role == "categorical":  # one tensor per column
+            groups = [[p] for p in positions]
+        else:  # one tensor per graph input
+            groups = [[p for p in positions if sources[p][0] == k] for k in range(len(inputs))]
+        columns = []
+        for group in filter(None, groups):
+            k = sources[group[0]][0]
+            selected = _select(builder, inputs[k], [sources[p][1] for p in group], widths[k])
+            columns.append(Selected(selected, inputs[k]))
+        pieces.append(block.emit_encoding(builder, columns))
+    return concat(builder, pieces, "x")
 
 
 # ---------------------------------------------------------------- outputs

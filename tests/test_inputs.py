@@ -15,8 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
-from sk_mmoe._inputs import OTHER, InputEncoder, auto_embedding_dim
-from sk_mmoe._modules import CategoricalEmbedding
+from sk_mmoe.inputs import OTHER, CategoricalEmbedding, InputEncoder, auto_embedding_dim
 
 CITIES = ["paris", "lima", "oslo", "rome", "kyiv"]
 
@@ -161,7 +160,7 @@ def test_embedding_dim_rules(frame):
 
 def test_rare_categories_share_the_other_code():
     X = pd.DataFrame({"id": ["a"] * 30 + ["b"] * 30 + ["rare1", "rare2"]})
-    encoder = InputEncoder([True], "auto", min_frequency=5, scale_numeric=True).fit(X)
+    encoder = InputEncoder([True], {"min_frequency": 5}).fit(X)
     assert list(encoder.categories_[0]) == ["a", "b"]
     codes = encoder.transform(pd.DataFrame({"id": ["a", "b", "rare1", "rare2", "new", None]}))
     assert codes[:, 0].tolist() == [2, 3, OTHER, OTHER, OTHER, 0]
@@ -198,7 +197,7 @@ def test_numeric_columns_of_wild_scale_train_like_after_a_scaler():
     unscaled = MMoERegressor(numeric_scaling=None, **params).fit(X[train], y[train])
     assert r2_raw > 0.9 and r2_raw > r2_scaled - 0.02
     assert unscaled.score(X[test], y[test]) < r2_raw - 0.1
-    np.testing.assert_allclose(raw.input_encoder_.mean_[0], X["age"][train].mean())
+    np.testing.assert_allclose(raw.input_encoder_.blocks_[0].mean_[0], X["age"][train].mean())
 
 
 def test_missing_numeric_values_name_the_imputer(frame):
@@ -231,7 +230,7 @@ def test_bad_categorical_input(params, X, match, error, frame):
 
 
 def test_more_categories_than_an_embedding_can_index(monkeypatch, frame):
-    import sk_mmoe._inputs as inputs
+    import sk_mmoe.inputs._categorical as inputs
 
     monkeypatch.setattr(inputs, "MAX_CODES", 5)
     X, y = frame
