@@ -14,37 +14,31 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
     check_is_fitted,
     validate_data,
 )
-from skorch.helper import predefined_split
 from skorch.history import History
 
 from . import _persistence
-from ._checkpoint import TrainingRun, checkpointing
 from ._factory import build_net
+from ._fit_run import FitRun
 from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
 from ._hyperparameters import (
-    AUTO_EARLY_STOPPING_ROWS,
     PARAMETER_CONSTRAINTS,
     check_hyperparameters,
     check_task_weights,
     resolve_batch_size,
 )
 from ._inference import check_float32_range, run_module, stack_tasks
-from ._net import TensorDataset, as_tensor, seeded
+from ._net import seeded
 from ._targets import (
-    TaskEncoder,
-    check_target_values,
     missing_mask,
     natural,
     split_columns,
@@ -232,109 +226,19 @@ class _BaseMMoE(BaseEstimator):
 
     # -------------------------------------------------------------- training
     def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None, resume=None):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
-        if (
-            incremental
-            and isinstance(self.early_stopping, (bool, np.bool_))
-            and self.early_stopping
-        ):
-            raise ValueError(
-                "partial_fit cannot be used with early_stopping=True: each call trains "
-                "one epoch, so nothing would be stopped and validation_fraction of every "
-                "batch would be held out unused. Set early_stopping=False."
-            )
-        # resume: a checkpoint (sk_mmoe.callbacks.resume_fit) of the fit call to finish
-        continuing = resume is None and hasattr(self, "net_") and (incremental or self.warm_start)
-        hyper = self._check_hyperparameters()
-        X = self._prepare_X(X, reset=not continuing)
-        columns, names, single_output = split_columns(y)
-        check_consistent_length(X, columns[0])
-        labels = (
-            [repr(str(n)) for n in names]
-            if names is not None
-            else [str(j) for j in range(len(columns))]
-        )
-        if continuing and len(columns) != self.n_tasks_:
-            raise ValueError(
-                f"y has {len(columns)} tasks but this estimator was fitted with "
-                f"{self.n_tasks_}; call fit (not partial_fit / warm_start) to change "
-                "the tasks."
-            )
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float32, ensure_non_negative=True
-        )
-        X, columns, sample_weight = self._drop_missing(X, columns, labels, sample_weight)
-        hyper["early_stopping"] = self._early_stopping(X.shape[0], continuing, incremental)
-        hyper["batch_size"] = (
-            self.net_.batch_size if continuing else resolve_batch_size(self.batch_size, X.shape[0])
-        )
+        run = FitRun(self, incremental=incremental, classes=classes, resume=resume)
+        return run.run(X, y, sample_weight)
 
-        target_names = (
-            names
-            if names is not None
-            else np.asarray([f"task_{j}" for j in range(len(columns))], dtype=object)
+    def _build_net(self, hyper, encoder, target_names):
+        """The untrained net for these hyperparameters, targets and ``input_encoder_``."""
+        return build_net(
+            hyper,
+            n_features=self.n_features_in_,
+            encoder=encoder,
+            target_names=target_names,
+            task_weights=self._check_task_weights(len(target_names)),
+            inputs=self.input_encoder_,
         )
-        present = [natural(c[~missing_mask(c)]) for c in columns]
-        for values, label in zip(present, labels):
-            check_target_values(values, label)
-        if continuing:
-            encoder, seed0 = self.target_encoder_, self.random_seed_
-            target_names, single_output = self.target_names_, self._single_output
-        elif resume is not None:
-            encoder, seed0, target_names, single_output = resume.fitted(len(columns))
-        else:
-            task_types = self._task_types(present, [str(n) for n in target_names])
-            encoder = TaskEncoder(task_types, labels)
-            encoder.fit(columns, classes=classes, sample_weight=sample_weight)
-            seed0 = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        encoded = encoder.transform(columns)
-        task_weights = self._check_task_weights(len(columns))
-
-        X32 = X if X.dtype == np.float32 else X.astype(np.float32)
-        targets = np.concatenate([encoded, sample_weight[:, None]], axis=1)
-        n_epochs_done = len(self.net_.history) if continuing else 0
-        seed = (seed0 + n_epochs_done) % np.iinfo(np.int32).max if resume is None else resume.seed
-        rows = X32 if issparse(X32) else as_tensor(X32)
-        train, valid = self._datasets(
-            rows, torch.from_numpy(targets), seed, hyper["early_stopping"]
-        )
-
-        net = (
-            self.net_
-            if continuing
-            else build_net(
-                hyper,
-                n_features=self.n_features_in_,
-                encoder=encoder,
-                target_names=target_names,
-                task_weights=task_weights,
-                inputs=self.input_encoder_,
-            )
-        )
-        net.train_split = predefined_split(valid) if valid is not None else None
-        run = TrainingRun(
-            saved=functools.partial(self._saved, net, encoder, seed0, target_names, single_output),
-            seed=seed,
-            history_start=n_epochs_done,
-            epochs=1 if incremental else self.max_epochs,
-            data=train,
-        )
-        with seeded(seed, self.device):
-            if not continuing:
-                net.initialize()
-            try:
-                with checkpointing(net, run, resume) as epochs:
-                    net.partial_fit(train, None, epochs=epochs)
-            finally:
-                # the split holds the training data: a fitted net must not keep it
-                net.train_split = None
-
-        self._set_fitted(net, encoder, seed0, target_names, single_output, self.input_encoder_)
-        self._warn_on_gate_collapse(X)
-        return self
 
     def _set_fitted(self, net, encoder, random_seed, target_names, single_output, inputs):
         """Set the fitted attributes (after training, or when loading a file)."""
@@ -353,66 +257,6 @@ class _BaseMMoE(BaseEstimator):
         self.n_tasks_ = len(target_names)
         self.target_names_ = target_names
         self._single_output = single_output
-
-    def _drop_missing(self, X, columns, labels, sample_weight):
-        missing = np.column_stack([missing_mask(c) for c in columns])
-        if not missing.any():
-            return X, columns, sample_weight
-        if self.missing_targets == "error":
-            bad = [labels[j] for j in np.flatnonzero(missing.any(axis=0))]
-            raise ValueError(
-                f"y contains missing values (NaN, None or pd.NA) in task(s) "
-                f"{', '.join(bad)}. Pass missing_targets='ignore' to train each task "
-                "on its labelled rows only."
-            )
-        empty = [labels[j] for j in np.flatnonzero(missing.all(axis=0))]
-        if empty:
-            raise ValueError(f"y has no label at all for task(s) {', '.join(empty)}.")
-        keep = ~missing.all(axis=1)
-        if keep.all():
-            return X, columns, sample_weight
-        warnings.warn(
-            f"{int((~keep).sum())} row(s) have no label for any task and were dropped.",
-            UserWarning,
-            stacklevel=5,
-        )
-        return X[keep], [c[keep] for c in columns], sample_weight[keep]
-
-    def _early_stopping(self, n_rows, continuing, incremental):
-        """Whether this fit stops early: ``early_stopping`` with "auto" resolved.
-
-        "auto" stops early in ``fit`` on at least :data:`AUTO_EARLY_STOPPING_ROWS`
-        rows (after rows with no label are dropped), never in ``partial_fit``.
-        A continued fit keeps its network's choice.
-        """
-        if continuing:
-            stops = any(name == "early_stopping" for name, _ in self.net_.callbacks_)
-            if incremental and stops:
-                raise ValueError(
-                    "partial_fit cannot continue a model fitted with early stopping "
-                    f"(early_stopping={self.early_stopping!r}); fit it with "
-                    "early_stopping=False to train it further with partial_fit."
-                )
-            return stops
-        if isinstance(self.early_stopping, str):  # "auto"
-            return not incremental and n_rows >= AUTO_EARLY_STOPPING_ROWS
-        return bool(self.early_stopping)
-
-    def _datasets(self, X, targets, seed, early_stopping):
-        if not early_stopping:
-            return TensorDataset(X, targets), None
-        n = X.shape[0]
-        n_valid = math.ceil(self.validation_fraction * n)
-        if n - n_valid < 1:
-            raise ValueError(
-                f"early stopping with validation_fraction={self.validation_fraction} "
-                f"leaves no training rows out of {n}."
-            )
-        train_idx, valid_idx = train_test_split(np.arange(n), test_size=n_valid, random_state=seed)
-        return (
-            TensorDataset(X, targets, torch.from_numpy(train_idx)),
-            TensorDataset(X, targets, torch.from_numpy(valid_idx)),
-        )
 
     # ------------------------------------------------------------ validation
     def _prepare_X(self, X, *, reset):

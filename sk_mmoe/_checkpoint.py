@@ -20,14 +20,12 @@ uninterrupted fit ends, bit for bit.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
 import torch
-from scipy.sparse import issparse
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.hf import AccelerateMixin
 from skorch.history import History
@@ -45,42 +43,22 @@ class TrainingRun:
     ``saved()`` gives the :class:`~sk_mmoe._persistence.Saved` record of the
     model as it is now; ``seed`` is the call's seed, ``history_start`` the
     epochs in the history before the call, ``epochs`` the epochs the call
-    trains, ``data`` its training :class:`~sk_mmoe._net.TensorDataset`.
+    trains, ``fingerprint()`` the SHA-256 of its training data (from its data
+    source; called once, when a checkpoint needs it).
     """
 
     saved: Callable
     seed: int
     history_start: int
     epochs: int
-    data: object
+    fingerprint: Callable
     _data_sha256: str | None = field(default=None, repr=False)
 
     def data_sha256(self):
         """SHA-256 of the training rows, targets and sample weights (computed once)."""
         if self._data_sha256 is None:
-            digest = hashlib.sha256()
-            for tensor in (self.data.X, self.data.y, self.data.index):
-                digest.update(b"|" if tensor is None else _tensor_digest(tensor))
-            self._data_sha256 = digest.hexdigest()
+            self._data_sha256 = self.fingerprint()
         return self._data_sha256
-
-
-def _tensor_digest(tensor):
-    """SHA-256 of a CPU tensor's dtype, shape and values, in chunks of about 16 MB.
-
-    A scipy sparse matrix (CSR) is hashed by its shape and its three arrays.
-    """
-    if issparse(tensor):
-        digest = hashlib.sha256(f"csr{tensor.shape}".encode())
-        for part in (tensor.data, tensor.indices, tensor.indptr):
-            digest.update(_tensor_digest(torch.from_numpy(np.ascontiguousarray(part))))
-        return digest.digest()
-    array = tensor.numpy()
-    digest = hashlib.sha256(f"{array.dtype}{array.shape}".encode())
-    rows = max(1, (16 << 20) // max(1, array[:1].nbytes))
-    for start in range(0, len(array), rows):
-        digest.update(np.ascontiguousarray(array[start : start + rows]))
-    return digest.digest()
 
 
 class TrainingCheckpoint(Callback):
