@@ -8,35 +8,30 @@ methods they expose.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 
 import numpy as np
-import pandas as pd
-from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.utils import check_array
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
     check_is_fitted,
-    validate_data,
 )
 from skorch.history import History
 
 from . import _persistence
 from ._factory import build_net
 from ._fit_run import FitRun
-from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
+from ._gates import GateDiagnostics
 from ._hyperparameters import (
     PARAMETER_CONSTRAINTS,
     check_hyperparameters,
     check_task_weights,
     resolve_batch_size,
 )
-from ._inference import check_float32_range, run_module, stack_tasks
+from ._inference import run_module, stack_tasks
 from ._net import seeded
 from ._targets import (
     missing_mask,
@@ -44,10 +39,10 @@ from ._targets import (
     split_columns,
 )
 from ._task_types import REGRESSION
-from .inputs import InputEncoder, resolve_categorical
+from ._validation import InputValidation
 
 
-class _BaseMMoE(BaseEstimator):
+class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
     """Shared implementation of the sk_mmoe estimators; not public."""
 
     _parameter_constraints: dict = dict(PARAMETER_CONSTRAINTS)
@@ -258,80 +253,6 @@ class _BaseMMoE(BaseEstimator):
         self.target_names_ = target_names
         self._single_output = single_output
 
-    # ------------------------------------------------------------ validation
-    def _prepare_X(self, X, *, reset):
-        """``X`` as the network reads it; on ``reset`` the input encoding is learnt.
-
-        Numbers alone (an array or DataFrame with no categorical column) are
-        validated and used as given, a sparse matrix kept as CSR; ``X`` with
-        categorical columns (or any ``X`` with ``numeric_scaling="standard"``)
-        is encoded by ``input_encoder_`` (see :mod:`sk_mmoe.inputs`).
-        """
-        if reset:
-            self.input_encoder_ = self._new_input_encoder(X)
-        elif self._plain_floats(X):
-            return X
-        if self.input_encoder_ is None:
-            X = validate_data(
-                self,
-                X,
-                reset=reset,
-                dtype=(np.float32, np.float64),
-                accept_sparse="csr",
-                ensure_min_samples=2 if reset else 1,
-            )
-            check_float32_range(X)
-            return X
-        validate_data(self, X, reset=reset, skip_check_array=True)
-        X = X if isinstance(X, pd.DataFrame) else _as_2d(X)
-        _check_min_samples(X, 2 if reset else 1)
-        names = getattr(self, "feature_names_in_", None)
-        if reset:
-            self.input_encoder_.fit(X, names)
-        return self.input_encoder_.transform(X, names)
-
-    def _plain_floats(self, X):
-        """Whether ``validate_data`` would return ``X`` itself, unchanged and unwarned.
-
-        True for a float32 / float64 ndarray of shape ``(n >= 1,
-        n_features_in_)``, all within the float32 range (so finite), given to
-        an estimator fitted on plain numbers without feature names:
-        validating it again costs a one-row predict about as much as the
-        network does. Anything else (and a NaN, infinite or too large value,
-        for its error message) goes through ``validate_data`` and
-        ``check_float32_range``.
-        """
-        return (
-            type(X) is np.ndarray
-            and X.dtype in _FLOAT_DTYPES
-            and X.ndim == 2
-            and X.shape[0] >= 1
-            and X.shape[1] == self.n_features_in_
-            and self.input_encoder_ is None
-            and not hasattr(self, "feature_names_in_")
-            # False for NaN (comparisons with NaN are False) and infinities
-            and X.max() <= _FLOAT32_MAX
-            and X.min() >= -_FLOAT32_MAX
-        )
-
-    def _new_input_encoder(self, X):
-        """An unfitted encoder for categorical columns or scaling; None for plain numbers."""
-        if issparse(X):
-            if resolve_categorical(X, self.categorical_features, None) is not None:
-                raise ValueError(
-                    "categorical_features cannot be used with a sparse X; pass a DataFrame, "
-                    "or one-hot encode the categorical columns."
-                )
-            return None
-        raw = X if isinstance(X, pd.DataFrame) else _as_2d(X)
-        mask = resolve_categorical(raw, self.categorical_features, getattr(raw, "columns", None))
-        if mask is None and self.numeric_scaling != "standard":
-            return None
-        return InputEncoder(
-            mask if mask is not None else np.zeros(raw.shape[1], dtype=bool),
-            self.get_params(deep=False),
-        )
-
     def _check_hyperparameters(self):
         return check_hyperparameters(self.get_params(deep=False))
 
@@ -362,46 +283,6 @@ class _BaseMMoE(BaseEstimator):
     def _decoded(self, X):
         outputs = self._forward(X)
         return self.target_encoder_.decode(outputs)
-
-    def gate_weights(self, X, level=-1):
-        """Mixture weights of each gate over the experts.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input rows.
-        level : int, default=-1
-            Which level of gates: for ``architecture="ple"`` from 0 (the
-            first) to ``n_levels - 1``, negative values counting from the
-            last; the other architectures have one level (0 or -1).
-
-        Returns
-        -------
-        weights : ndarray of shape (n_samples, n_gates, n_experts)
-            Non-negative, each row summing to 1; experts in the order of
-            ``expert_names_``. The gates are the tasks' (``n_gates =
-            n_tasks``), except at a PLE level below the last, where a last
-            row holds that level's shared gate (``n_gates = n_tasks + 1``).
-            For ``architecture="moe"`` every task shares the one gate; for
-            ``"cgc"`` and ``"ple"`` a task's gate is exactly 0 on the other
-            tasks' experts.
-        """
-        check_is_fitted(self)
-        if not self.module_.has_gates:
-            raise ValueError(f"architecture={self.architecture!r} has no gates.")
-        gates = functools.partial(self.module_.gate_weights, level=level)
-        return self._forward(X, method=gates).astype(np.float64)
-
-    @property
-    def expert_names_(self):
-        """Label of each expert, in the order of ``gate_weights``' last axis.
-
-        ``"expert_0"``, ... for ``"mmoe"`` and ``"moe"``; ``"shared_0"``,
-        ... then ``"<task name>_0"``, ... (``target_names_``) for ``"cgc"``
-        and ``"ple"``; empty for ``"shared_bottom"``.
-        """
-        check_is_fitted(self)
-        return self.module_.expert_labels([str(name) for name in self.target_names_])
 
     def save(self, path):
         """Save the fitted estimator to a file that is safe to load.
@@ -534,40 +415,6 @@ class _BaseMMoE(BaseEstimator):
             raise ValueError(f"{path} is not a valid sk_mmoe file: missing or bad {exc}") from None
         return estimator
 
-    def gate_summary(self, X, level=-1):
-        """Per-task gate health: mean weight of each expert and gate entropy.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input rows.
-        level : int, default=-1
-            Which level of gates (see ``gate_weights``).
-
-        Returns
-        -------
-        summary : pandas.DataFrame
-            One row per task (index ``target_names_``; at a PLE level below
-            the last, a last row ``"shared"`` for the shared gate): columns
-            ``expert_names_`` hold the gate's mean weight per expert
-            (summing to 1); ``entropy`` the mean entropy of the gate in nats
-            (0 when a gate always picks one expert, ``log(n)`` when it weighs
-            all ``n`` experts it can reach equally); ``top_expert`` and
-            ``top_weight`` the expert with the largest mean weight.
-        """
-        weights = self.gate_weights(X, level=level)
-        names = list(self.target_names_) + ["shared"] * (weights.shape[1] - self.n_tasks_)
-        return summarize(weights, names, self.expert_names_)
-
-    def _warn_on_gate_collapse(self, X):
-        threshold = self.gate_collapse_threshold
-        if threshold is None or not self.module_.has_gates:
-            return
-        weights = run_module(self.module_, "gate_weights", X[:GATE_CHECK_ROWS], self.net_.device)
-        labels = self.expert_names_
-        summary = summarize(weights.astype(np.float64), self.target_names_, labels)
-        warn_on_collapse(summary, threshold, labels, stacklevel=5)
-
     def _score_tasks(self, X, y, sample_weight):
         """Mean over tasks of R² (regression) or accuracy (classification).
 
@@ -601,25 +448,6 @@ class _BaseMMoE(BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags
-
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _as_2d(X):
-    """An array-like as a 2-D array, without converting its values (they may be strings)."""
-    return check_array(
-        X, dtype=None, ensure_all_finite=False, ensure_min_samples=0, input_name="X"
-    )
-
-
-def _check_min_samples(X, minimum):
-    if X.shape[0] < minimum:
-        raise ValueError(
-            f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) while a minimum of "
-            f"{minimum} is required."
-        )
 
 
 def _plain_params(params):
