@@ -17,6 +17,7 @@ from scipy.sparse import issparse
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils.multiclass import type_of_target
 
+from ._frames import as_pandas
 from ._task_types import BINARY, MULTICLASS, REGRESSION
 
 
@@ -24,8 +25,10 @@ def split_columns(y):
     """Split ``y`` into a list of 1-D column arrays.
 
     Returns ``(columns, names, was_1d)``. DataFrame columns keep their own
-    dtype; ``names`` is an array of column names or None.
+    dtype; ``names`` is an array of column names or None. A polars or Arrow
+    frame is read as the pandas object it converts to.
     """
+    y = as_pandas(y)
     if isinstance(y, pd.DataFrame):
         if y.shape[1] == 0:
             raise ValueError("y has 0 columns; at least one target is required.")

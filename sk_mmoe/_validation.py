@@ -13,6 +13,7 @@ from scipy.sparse import issparse
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
+from ._frames import as_pandas
 from ._inference import check_float32_range
 from .inputs import InputEncoder, resolve_categorical
 
@@ -29,8 +30,10 @@ class InputValidation:
         Numbers alone (an array or DataFrame with no categorical column) are
         validated and used as given, a sparse matrix kept as CSR; ``X`` with
         categorical columns (or any ``X`` with ``numeric_scaling="standard"``)
-        is encoded by ``input_encoder_`` (see :mod:`sk_mmoe.inputs`).
+        is encoded by ``input_encoder_`` (see :mod:`sk_mmoe.inputs`). A polars
+        DataFrame or pyarrow Table is read as the pandas DataFrame it converts to.
         """
+        X = as_pandas(X)
         if reset:
             self.input_encoder_ = self._new_input_encoder(X)
         elif self._plain_floats(X):
