@@ -33,6 +33,8 @@ from ._hyperparameters import (
 )
 from ._inference import run_module, stack_tasks
 from ._net import seeded
+from ._parquet import is_source
+from ._stream_fit import read_targets, stream_outputs
 from ._targets import (
     missing_mask,
     natural,
@@ -268,8 +270,11 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         """
         if "net_" not in self.__dict__:  # check_is_fitted costs a one-row predict 5%
             check_is_fitted(self, "net_")
-        X = self._prepare_X(X, reset=False)
-        out = run_module(self.module_, method, X, self.net_.device)
+        if is_source(X):
+            out = stream_outputs(self, X, method)
+        else:
+            X = self._prepare_X(X, reset=False)
+            out = run_module(self.module_, method, X, self.net_.device)
         # a sum first: one reduction where all is well (a finite sum can overflow)
         if not math.isfinite(out.sum()) and not np.isfinite(out).all():
             warnings.warn(
@@ -421,8 +426,11 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         Missing labels are left out of their task's metric.
         """
         check_is_fitted(self)
+        if is_source(X):
+            y, sample_weight = read_targets(X, y, sample_weight)
         columns, _, _ = split_columns(y)
-        check_consistent_length(X, columns[0])
+        if not is_source(X):
+            check_consistent_length(X, columns[0])
         if len(columns) != self.n_tasks_:
             raise ValueError(f"y has {len(columns)} tasks, expected {self.n_tasks_}.")
         self.target_encoder_.check_labels(columns)

@@ -31,11 +31,9 @@ class TaskValidationLoss(Callback):
         module = net.module_
         was_training = module.training
         module.eval()
-        n, size = len(dataset_valid), self.batch_size
         with torch.no_grad():
             outputs, targets = [], []
-            for start in range(0, n, size):
-                X, y = dataset_valid.take(slice(start, start + size))
+            for X, y in _batches(dataset_valid, self.batch_size):
                 outputs.append(module(X.to(net.device, torch.float32)))
                 targets.append(y)
             losses = net.criterion_.task_losses(
@@ -44,6 +42,15 @@ class TaskValidationLoss(Callback):
         module.train(was_training)
         for name, loss in zip(self.task_names, losses.tolist()):
             net.history.record(f"valid_loss_{name}", loss)
+
+
+def _batches(dataset, size):
+    """``(X, y)`` batches of a validation set, in order (a streamed one makes its own)."""
+    if hasattr(dataset, "batches"):
+        yield from dataset.batches(size)
+        return
+    for start in range(0, len(dataset), size):
+        yield dataset.take(slice(start, start + size))
 
 
 class DivergenceGuard(Callback):

@@ -117,7 +117,9 @@ class BatchIterator:
         self.shuffle = shuffle
         self.num_shards = int(num_shards)
         self.shard = int(shard)
-        self._y = _unweighted_targets(dataset.y)
+        # a streamed dataset (sk_mmoe._parquet) makes its own batches
+        self._streamed = not isinstance(dataset, TensorDataset)
+        self._y = None if self._streamed else _unweighted_targets(dataset.y)
 
     def _starts(self):
         """First row of each batch this shard yields."""
@@ -131,9 +133,16 @@ class BatchIterator:
         return [starts[b % len(starts)] for b in range(self.shard, total, self.num_shards)]
 
     def __len__(self) -> int:
+        if self._streamed:  # an upper bound: rows may be masked or unlabelled
+            return -(-len(self.dataset) // self.batch_size)
         return len(self._starts())
 
     def __iter__(self):
+        if self._streamed:
+            yield from self.dataset.batches(
+                self.batch_size, self.shuffle, self.num_shards, self.shard
+            )
+            return
         size = self.batch_size
         # every shard draws the same permutation: the processes share the seed
         perm = torch.randperm(len(self.dataset)) if self.shuffle else None
