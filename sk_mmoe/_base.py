@@ -616,7 +616,7 @@ class _BaseMMoE(BaseEstimator):
         }
         return _persistence.Saved(
             class_name=type(self).__name__,
-            params=_plain_params(self.get_params(deep=False)),
+            params=self.get_params(deep=False),
             fitted=fitted,
             encoder=encoder,
             history=net.history.to_list(),
@@ -778,14 +778,6 @@ def _check_min_samples(X, minimum):
             f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) while a minimum of "
             f"{minimum} is required."
         )
-
-
-def _plain_params(params):
-    """``get_params`` with an array ``categorical_features`` as a list, for the file."""
-    spec = params.get("categorical_features")
-    if spec is not None and not isinstance(spec, str):
-        params = {**params, "categorical_features": np.asarray(spec).tolist()}
-    return params
 
 
 def _trained_batch_size(history, batch_size):
