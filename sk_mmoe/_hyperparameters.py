@@ -98,7 +98,8 @@ class Hyperparameter:
 
 
 def _units_to_json(units):
-    return units if isinstance(units, int) else list(units)
+    """One width as an int, several as a list."""
+    return int(units) if isinstance(units, Integral) else list(units)
 
 
 def _units_from_json(units):
