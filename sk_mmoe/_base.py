@@ -344,7 +344,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         }
         return _persistence.Saved(
             class_name=type(self).__name__,
-            params=_plain_params(self.get_params(deep=False)),
+            params=self.get_params(deep=False),
             fitted=fitted,
             encoder=encoder,
             history=net.history.to_list(),
@@ -456,14 +456,6 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags
-
-
-def _plain_params(params):
-    """``get_params`` with an array ``categorical_features`` as a list, for the file."""
-    spec = params.get("categorical_features")
-    if spec is not None and not isinstance(spec, str):
-        params = {**params, "categorical_features": np.asarray(spec).tolist()}
-    return params
 
 
 def _trained_batch_size(history, batch_size):

@@ -1,13 +1,23 @@
-"""The estimators' hyperparameters: declared constraints and the checks beyond them.
+"""The estimators' hyperparameters: one table, and the checks beyond it.
 
-``PARAMETER_CONSTRAINTS`` is scikit-learn's ``_parameter_constraints`` for
-every estimator; :func:`check_hyperparameters` does what constraints cannot
-express and returns the values the net factory needs.
+``HYPERPARAMETERS`` holds one row per constructor argument shared by every
+estimator, in signature order: its default, its scikit-learn constraints, its
+docstring entry and how a saved file stores it. The rest is derived from it:
+``PARAMETER_CONSTRAINTS`` (scikit-learn's ``_parameter_constraints``), the
+"Parameters" section of each estimator's docstring and the saved file's
+``params``. The explicit ``__init__`` signatures stay (scikit-learn reads
+them); ``tests/test_hyperparameters.py`` checks that they match the table.
+:func:`check_hyperparameters` does what constraints cannot express and
+returns the values the net factory needs.
 """
 
 from __future__ import annotations
 
 import numbers
+import textwrap
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -33,44 +43,555 @@ OPTIMIZERS = {
     "adagrad": torch.optim.Adagrad,
 }
 
-PARAMETER_CONSTRAINTS = {
-    # a live view of the registry: a newly registered architecture is valid
-    "architecture": [StrOptions(ARCHITECTURES.keys())],
-    "n_experts": [Interval(Integral, 1, None, closed="left")],
-    "n_task_experts": [Interval(Integral, 1, None, closed="left")],
-    "n_levels": [Interval(Integral, 1, None, closed="left")],
-    "categorical_features": [None, StrOptions({"from_dtype"}), "array-like"],
-    "embedding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), dict],
-    "min_frequency": [Interval(Integral, 1, None, closed="left")],
-    "numeric_scaling": [None, StrOptions({"auto", "standard"})],
-    "expert_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
-    "tower_units": [Interval(Integral, 1, None, closed="left"), tuple, list],
-    "activation": [StrOptions(set(ACTIVATIONS))],
-    "dropout": [Interval(Real, 0, 1, closed="left")],
-    "gate_dropout": [Interval(Real, 0, 1, closed="left")],
-    "gate_entropy_bonus": [Interval(Real, 0, None, closed="left")],
-    "gate_collapse_threshold": [None, Interval(Real, 0, 1, closed="right")],
-    "task_weights": [None, "array-like", StrOptions({"uncertainty", "dwa", "gradnorm", "pcgrad"})],
-    "dwa_temperature": [Interval(Real, 0, None, closed="neither")],
-    "gradnorm_alpha": [Interval(Real, 0, None, closed="left")],
-    "track_task_conflict": ["boolean"],
-    "max_epochs": [Interval(Integral, 1, None, closed="left")],
-    "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-    "lr": [Interval(Real, 0, None, closed="neither")],
-    "optimizer": [StrOptions(set(OPTIMIZERS)), type],
-    "weight_decay": [Interval(Real, 0, None, closed="left")],
-    "early_stopping": ["boolean", StrOptions({"auto"})],
-    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-    "tol": [Interval(Real, 0, None, closed="left")],
-    "missing_targets": [StrOptions({"error", "ignore"})],
-    "callbacks": [None, list],
-    "device": [str, torch.device],
-    "accelerator": [None, HasMethods(["prepare", "backward"])],
-    "random_state": ["random_state"],
-    "verbose": ["verbose"],
-    "warm_start": ["boolean"],
-}
+
+def _identity(value):
+    return value
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How a saved file's JSON holds a hyperparameter's value.
+
+    ``to_json`` maps the value to what :func:`json.dumps` can write (numpy
+    scalars are converted after it); ``from_json`` maps what
+    :func:`json.loads` read back to the value, and may raise ``ValueError``,
+    ``TypeError``, ``KeyError`` or ``AttributeError`` on a malformed entry.
+    Both are the identity for JSON-native values.
+    """
+
+    to_json: Callable[[object], object] = _identity
+    from_json: Callable[[object], object] = _identity
+
+
+#: the codec of a JSON-native value
+IDENTITY = Codec()
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One constructor argument shared by every estimator.
+
+    ``name`` and ``default`` as in the signatures; ``constraints`` as in
+    scikit-learn's ``_parameter_constraints``; ``doc_type`` and ``doc`` the
+    docstring entry (``"<name> : <doc_type>, default=<default>"``, then the
+    description ``doc``, dedented); ``codec`` how a saved file stores it;
+    ``doc_default`` the default as the docstring writes it, when not its
+    ``repr`` (strings are written in double quotes).
+    """
+
+    name: str
+    default: object
+    constraints: list
+    doc_type: str
+    doc: str
+    codec: Codec = IDENTITY
+    doc_default: str | None = None
+
+    @property
+    def doc_entry(self):
+        """The numpydoc entry of this parameter, without indentation."""
+        default = self.doc_default
+        if default is None:
+            default = f'"{self.default}"' if isinstance(self.default, str) else repr(self.default)
+        description = textwrap.indent(textwrap.dedent(self.doc).strip(), "    ")
+        return f"{self.name} : {self.doc_type}, default={default}\n{description}"
+
+
+def _units_to_json(units):
+    """One width as an int, several as a list."""
+    return int(units) if isinstance(units, Integral) else list(units)
+
+
+def _units_from_json(units):
+    return tuple(units) if isinstance(units, list) else units
+
+
+def _categorical_features_to_json(spec):
+    """Names, indices or a mask (any array-like) as a list."""
+    return spec if spec is None or isinstance(spec, str) else np.asarray(spec).tolist()
+
+
+def _task_weights_to_json(weights):
+    """Fixed weights (any array-like) as a list of float; names and None as they are."""
+    return weights if weights is None or isinstance(weights, str) else [float(w) for w in weights]
+
+
+def _optimizer_to_json(optimizer):
+    """A name as it is, a ``torch.optim`` class as ``{"torch.optim": name}``."""
+    if isinstance(optimizer, str):
+        return optimizer
+    if getattr(torch.optim, optimizer.__name__, None) is not optimizer:
+        raise TypeError(
+            f"Cannot save optimizer={optimizer!r}: only names and torch.optim classes are "
+            "stored. Use pickle (trusted sources only) for custom optimizers."
+        )
+    return {"torch.optim": optimizer.__name__}
+
+
+def _optimizer_from_json(optimizer):
+    if not isinstance(optimizer, dict):
+        return optimizer
+    name = optimizer["torch.optim"]
+    if not isinstance(name, str):
+        raise ValueError("optimizer")
+    return getattr(torch.optim, name)
+
+
+# ``stacklevel``: this function, the file codec, ``save``, the estimator's
+# ``save``, the caller
+def _callbacks_to_json(callbacks):
+    """Callbacks are not saved: None, with a warning when there were some."""
+    if callbacks:
+        warnings.warn(
+            "callbacks are not saved; the loaded estimator has callbacks=None.",
+            UserWarning,
+            stacklevel=5,
+        )
+        return None
+    return callbacks
+
+
+def _accelerator_to_json(accelerator):
+    """The accelerator is not saved: None, with a warning when there was one."""
+    if accelerator is not None:
+        warnings.warn(
+            "the accelerator is not saved; the loaded estimator has accelerator=None.",
+            UserWarning,
+            stacklevel=5,
+        )
+    return None
+
+
+def _random_state_to_json(random_state):
+    """An int or None as it is; a ``RandomState`` instance is not saved (None)."""
+    return random_state if isinstance(random_state, (int, type(None))) else None
+
+
+_UNITS = Codec(_units_to_json, _units_from_json)
+_CATEGORICAL_FEATURES = Codec(to_json=_categorical_features_to_json)
+_TASK_WEIGHTS = Codec(to_json=_task_weights_to_json)
+_OPTIMIZER = Codec(_optimizer_to_json, _optimizer_from_json)
+_CALLBACKS = Codec(to_json=_callbacks_to_json)
+_DEVICE = Codec(to_json=str)
+_ACCELERATOR = Codec(to_json=_accelerator_to_json)
+_RANDOM_STATE = Codec(to_json=_random_state_to_json)
+
+#: every shared hyperparameter, in signature order
+HYPERPARAMETERS = (
+    Hyperparameter(
+        "architecture",
+        "mmoe",
+        [StrOptions(ARCHITECTURES.keys())],
+        '{"mmoe", "moe", "shared_bottom", "cgc", "ple"}',
+        """
+        The network (see ``sk_mmoe.architectures.ARCHITECTURES``). ``"mmoe"``:
+        one softmax gate per task over shared experts (Ma et al., 2018).
+        ``"moe"``: one gate shared by all tasks. ``"shared_bottom"``: one
+        shared MLP (of widths ``expert_units``) under the task towers.
+        ``"cgc"``: shared experts plus ``n_task_experts`` experts per task;
+        task k's gate mixes the shared experts and task k's own only (Tang
+        et al., 2020). ``"ple"``: CGC levels stacked ``n_levels`` deep, each
+        level but the last with a shared gate over all its experts that feeds
+        the next level's shared experts.
+        """,
+    ),
+    Hyperparameter(
+        "n_experts",
+        8,
+        [Interval(Integral, 1, None, closed="left")],
+        "int",
+        """
+        Number of experts (ignored by ``"shared_bottom"``); for ``"cgc"`` and
+        ``"ple"`` the number of shared experts per level (each level then has
+        ``n_experts + n_tasks * n_task_experts`` experts).
+        """,
+    ),
+    Hyperparameter(
+        "n_task_experts",
+        1,
+        [Interval(Integral, 1, None, closed="left")],
+        "int",
+        """
+        ``"cgc"`` and ``"ple"`` only (ignored by the others): experts of each
+        task per level.
+        """,
+    ),
+    Hyperparameter(
+        "n_levels",
+        2,
+        [Interval(Integral, 1, None, closed="left")],
+        "int",
+        """
+        ``"ple"`` only (ignored by the others, so one grid can search it
+        with ``architecture``): number of extraction levels; ``"cgc"`` is one
+        level, and ``"ple"`` with ``n_levels=1`` is the same network.
+        """,
+    ),
+    Hyperparameter(
+        "categorical_features",
+        "from_dtype",
+        [None, StrOptions({"from_dtype"}), "array-like"],
+        '"from_dtype", array-like or None',
+        """
+        Which columns of ``X`` are categorical and get a learned embedding, as
+        in ``HistGradientBoostingClassifier``: ``"from_dtype"`` (the category,
+        object, string and bool columns of a DataFrame; none of a numeric
+        array), column names, indices or a boolean mask, or None for none.
+        """,
+        codec=_CATEGORICAL_FEATURES,
+    ),
+    Hyperparameter(
+        "embedding_dim",
+        "auto",
+        [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), dict],
+        'int, dict or "auto"',
+        """
+        Embedding width of each categorical column: one int for all, a dict
+        by column name (other columns get ``"auto"``), or ``"auto"``:
+        ``round(1.6 * n_codes ** 0.56)`` capped at 32, where ``n_codes`` is the
+        column's number of categories plus 2 ("missing" and "other"); e.g. 2 for
+        a boolean column, 6 for 8 categories, 21 for 100.
+        """,
+    ),
+    Hyperparameter(
+        "min_frequency",
+        1,
+        [Interval(Integral, 1, None, closed="left")],
+        "int",
+        """
+        Categories seen in fewer than this many training rows share one
+        embedding (code "other") with the categories never seen in fit; that
+        embedding starts at zero and is learnt from the rare categories. A
+        missing value (NaN, None, ``pd.NA``) in a categorical column is a
+        category of its own.
+        """,
+    ),
+    Hyperparameter(
+        "numeric_scaling",
+        "auto",
+        [None, StrOptions({"auto", "standard"})],
+        '{"auto", "standard"} or None',
+        """
+        Standardisation of the numeric columns inside the estimator (mean and
+        scale learnt in ``fit``, saved with the model). ``"auto"``: when ``X``
+        has categorical columns, so a raw DataFrame of ages and dollar amounts
+        trains as well as after a ``StandardScaler``; an all-numeric ``X``
+        (array or DataFrame) is used as given, like a plain MLP would.
+        ``"standard"``: always. None: never.
+        """,
+    ),
+    Hyperparameter(
+        "expert_units",
+        (64,),
+        [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "tuple of int",
+        """
+        Hidden widths of each expert; the last is the expert output width.
+        """,
+        codec=_UNITS,
+    ),
+    Hyperparameter(
+        "tower_units",
+        (32,),
+        [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "tuple of int",
+        """
+        Hidden widths of each task tower (may be empty).
+        """,
+        codec=_UNITS,
+    ),
+    Hyperparameter(
+        "activation",
+        "relu",
+        [StrOptions(set(ACTIVATIONS))],
+        '{"relu", "gelu", "silu", "tanh", "elu", "selu", "leaky_relu", "sigmoid"}',
+        """
+        Activation after every hidden layer of the experts and towers.
+        """,
+    ),
+    Hyperparameter(
+        "dropout",
+        0.0,
+        [Interval(Real, 0, 1, closed="left")],
+        "float in [0, 1)",
+        """
+        Dropout after every hidden layer of the experts and towers.
+        """,
+    ),
+    Hyperparameter(
+        "gate_dropout",
+        0.0,
+        [Interval(Real, 0, 1, closed="left")],
+        "float in [0, 1)",
+        """
+        During training, drop each expert from each gate's mixture with this
+        probability and renormalise (expert-utilisation dropout, Zhao et al.,
+        RecSys 2019). It does not prevent gate collapse: in our measurements
+        (user guide, "Gates and their diagnostics") 0.1 left the gates' entropy where it was and
+        0.3 raised it only a little; use ``gate_entropy_bonus``.
+        """,
+    ),
+    Hyperparameter(
+        "gate_entropy_bonus",
+        0.0,
+        [Interval(Real, 0, None, closed="left")],
+        "float >= 0",
+        """
+        Subtract this times the gates' entropy (in nats: each gate's entropy
+        averaged over the rows, summed over the gates of every level) from the
+        training loss, so that gates keep mixing experts instead of collapsing
+        onto one. Gated architectures only. 0.01 prevented the collapse we
+        measured without a measurable change of test ROC AUC (user guide,
+        "Gates and their diagnostics"); 0.1 makes the gates almost uniform.
+        """,
+    ),
+    Hyperparameter(
+        "gate_collapse_threshold",
+        0.95,
+        [None, Interval(Real, 0, 1, closed="right")],
+        "float in (0, 1] or None",
+        """
+        After ``fit``, warn (``GateCollapseWarning``) when a task's gate puts
+        more than this mean weight on one expert (for ``"ple"``, the gates of
+        the last level, which feed the towers); None disables the check. See
+        ``gate_summary``.
+        """,
+    ),
+    Hyperparameter(
+        "task_weights",
+        None,
+        [None, "array-like", StrOptions({"uncertainty", "dwa", "gradnorm", "pcgrad"})],
+        'array-like of shape (n_tasks,) or {"uncertainty", "dwa", "gradnorm", "pcgrad"}',
+        """
+        Fixed non-negative loss weight per task (None: all 1), or a balancing
+        method (see "Balancing tasks" in the user guide): ``"uncertainty"`` learns
+        the weights (Kendall et al., 2018); ``"dwa"`` sets them each epoch from
+        the ratio of each task's last two epoch losses (Liu et al., 2019);
+        ``"gradnorm"`` learns them so that the tasks' gradient norms on the last
+        shared layer follow their training rates (Chen et al., 2018);
+        ``"pcgrad"`` keeps equal weights and removes, at every step, the part of
+        each task's gradient on the shared parameters that conflicts with
+        another's (Yu et al., 2020). ``"gradnorm"`` and ``"pcgrad"`` run one
+        backward pass per task. The learned weights are in
+        ``net_.history[:, "task_weights"]``; for the learned weights
+        (``"uncertainty"``, ``"dwa"``, ``"gradnorm"``) ``valid_loss`` is the
+        unweighted sum of the task losses.
+        """,
+        codec=_TASK_WEIGHTS,
+    ),
+    Hyperparameter(
+        "dwa_temperature",
+        2.0,
+        [Interval(Real, 0, None, closed="neither")],
+        "float > 0",
+        """
+        ``task_weights="dwa"`` only: the softmax temperature; larger is closer
+        to equal weights.
+        """,
+    ),
+    Hyperparameter(
+        "gradnorm_alpha",
+        1.5,
+        [Interval(Real, 0, None, closed="left")],
+        "float >= 0",
+        """
+        ``task_weights="gradnorm"`` only: how strongly tasks whose loss falls
+        slower are given larger gradients (0: equal gradient norms).
+        """,
+    ),
+    Hyperparameter(
+        "track_task_conflict",
+        False,
+        ["boolean"],
+        "bool",
+        """
+        Record, each epoch, the cosine similarity between each pair of tasks'
+        gradients on the shared parameters and each task's gradient norm
+        (``net_.history`` keys ``task_grad_cosine``, ``task_grad_conflict``, the
+        share of steps where a pair's cosine was negative, and
+        ``task_grad_norm``; see ``sk_mmoe.plotting.TaskConflictDisplay``).
+        Costs one backward pass per task at every step.
+        """,
+    ),
+    Hyperparameter(
+        "max_epochs",
+        100,
+        [Interval(Integral, 1, None, closed="left")],
+        "int",
+        """
+        Epochs per ``fit`` (``partial_fit`` runs one).
+        """,
+    ),
+    Hyperparameter(
+        "batch_size",
+        "auto",
+        [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        'int or "auto"',
+        """
+        Rows per training step. ``"auto"``: 256, or 512 when ``fit`` gets
+        50,000 rows or more, 1,024 from 100,000 rows (fewer, larger steps keep
+        large fits fast). Prediction uses its own, larger chunks.
+        """,
+    ),
+    Hyperparameter(
+        "lr",
+        0.001,
+        [Interval(Real, 0, None, closed="neither")],
+        "float",
+        """
+        Learning rate.
+        """,
+        doc_default="1e-3",
+    ),
+    Hyperparameter(
+        "optimizer",
+        "adam",
+        [StrOptions(set(OPTIMIZERS)), type],
+        '{"adam", "adamw", "sgd", "rmsprop", "adagrad"} or torch.optim.Optimizer subclass',
+        """
+        The optimizer, by name or class.
+        """,
+        codec=_OPTIMIZER,
+    ),
+    Hyperparameter(
+        "weight_decay",
+        0.0,
+        [Interval(Real, 0, None, closed="left")],
+        "float",
+        """
+        The optimizer's ``weight_decay`` (L2 penalty; decoupled for
+        ``"adamw"``).
+        """,
+    ),
+    Hyperparameter(
+        "early_stopping",
+        "auto",
+        ["boolean", StrOptions({"auto"})],
+        '"auto" or bool',
+        """
+        Hold out ``validation_fraction`` of the rows, stop after
+        ``n_iter_no_change`` epochs without an improvement of the validation
+        loss by at least ``tol``, and restore the best weights. ``"auto"``
+        stops early when ``fit`` gets at least 1,000 labelled rows (a hold-out
+        of 100 rows or more) and trains all ``max_epochs`` otherwise: on the
+        real-data suite (``benchmarks/choose_defaults.py``) 100 epochs without
+        it overfit badly, down to negative R² on 3,000 rows. ``True`` is not available with
+        ``partial_fit``; ``"auto"`` never stops early there, and ``partial_fit``
+        cannot continue a model that ``fit`` stopped early.
+        """,
+    ),
+    Hyperparameter(
+        "validation_fraction",
+        0.1,
+        [Interval(Real, 0, 1, closed="neither")],
+        "float in (0, 1)",
+        """
+        Share of the rows held out for early stopping (ignored otherwise).
+        """,
+    ),
+    Hyperparameter(
+        "n_iter_no_change",
+        10,
+        [Interval(Integral, 1, None, closed="left")],
+        "int",
+        """
+        Epochs without improvement before early stopping ends the fit.
+        """,
+    ),
+    Hyperparameter(
+        "tol",
+        0.0001,
+        [Interval(Real, 0, None, closed="left")],
+        "float",
+        """
+        Smallest decrease of the validation loss that counts as an improvement.
+        """,
+        doc_default="1e-4",
+    ),
+    Hyperparameter(
+        "missing_targets",
+        "error",
+        [StrOptions({"error", "ignore"})],
+        '{"error", "ignore"}',
+        """
+        ``"error"``: missing labels (NaN, None, ``pd.NA``) in ``y`` raise.
+        ``"ignore"``: a missing cell adds no loss for its task; rows missing
+        every task are dropped with a warning.
+        """,
+    ),
+    Hyperparameter(
+        "callbacks",
+        None,
+        [None, list],
+        "list of skorch callbacks",
+        """
+        Extra skorch callbacks (copied before use) or ``(name, callback)``
+        pairs.
+        """,
+        codec=_CALLBACKS,
+    ),
+    Hyperparameter(
+        "device",
+        "cpu",
+        [str, torch.device],
+        "str or torch.device",
+        """
+        Where the network trains and predicts, e.g. ``"cuda"`` or
+        ``"cuda:1"``.
+        """,
+        codec=_DEVICE,
+    ),
+    Hyperparameter(
+        "accelerator",
+        None,
+        [None, HasMethods(["prepare", "backward"])],
+        "accelerate.Accelerator or None",
+        """
+        Train through Hugging Face ``accelerate`` (several GPUs, mixed
+        precision) with skorch's ``AccelerateMixin``: create it with
+        ``Accelerator(device_placement=False)``, pass each process's device
+        (``device=str(accelerator.device)``) and run ``fit`` in every process
+        launched by ``accelerate launch``; each process trains on its share of
+        the batches. Nets trained this way are not guaranteed to pickle; use
+        ``save``. See ``examples/multi_gpu_accelerate.py``.
+        """,
+        codec=_ACCELERATOR,
+    ),
+    Hyperparameter(
+        "random_state",
+        None,
+        ["random_state"],
+        "int, RandomState instance or None",
+        """
+        Seeds initialisation, shuffling and dropout without touching torch's
+        global random state. The same int gives identical predictions.
+        """,
+        codec=_RANDOM_STATE,
+    ),
+    Hyperparameter(
+        "verbose",
+        0,
+        ["verbose"],
+        "int",
+        """
+        0 silent; 1 progress bar and one log line per epoch.
+        """,
+    ),
+    Hyperparameter(
+        "warm_start",
+        False,
+        ["boolean"],
+        "bool",
+        """
+        If True, ``fit`` continues training the current network.
+        """,
+    ),
+)
+
+#: scikit-learn's ``_parameter_constraints`` for every estimator; the
+#: architecture's ``StrOptions`` is a live view of the registry, so a newly
+#: registered architecture is valid
+PARAMETER_CONSTRAINTS = {row.name: list(row.constraints) for row in HYPERPARAMETERS}
 
 
 def check_hyperparameters(params):

@@ -43,7 +43,7 @@ import torch
 from sklearn.utils._param_validation import validate_parameter_constraints
 
 from ._factory import build_module
-from ._hyperparameters import check_hyperparameters
+from ._hyperparameters import HYPERPARAMETERS, check_hyperparameters
 from ._targets import TaskEncoder
 from .architectures import ARCHITECTURES
 from .inputs import InputEncoder
@@ -452,37 +452,13 @@ def _plain(value):
 
 
 def _params_to_json(params):
+    """The constructor arguments as JSON values, each through its row's codec."""
     params = dict(params)
-    if params.get("callbacks"):
-        warnings.warn(
-            "callbacks are not saved; the loaded estimator has callbacks=None.",
-            UserWarning,
-            stacklevel=4,
-        )
-        params["callbacks"] = None
-    if params.get("accelerator") is not None:
-        warnings.warn(
-            "the accelerator is not saved; the loaded estimator has accelerator=None.",
-            UserWarning,
-            stacklevel=4,
-        )
-        params["accelerator"] = None
-    if not isinstance(params["optimizer"], str):
-        opt = params["optimizer"]
-        if getattr(torch.optim, opt.__name__, None) is not opt:
-            raise TypeError(
-                f"Cannot save optimizer={opt!r}: only names and torch.optim classes are "
-                "stored. Use pickle (trusted sources only) for custom optimizers."
-            )
-        params["optimizer"] = {"torch.optim": opt.__name__}
-    if not isinstance(params["random_state"], (int, type(None))):
-        params["random_state"] = None
-    params["device"] = str(params["device"])
-    for key in ("expert_units", "tower_units"):
-        value = params[key]
-        params[key] = value if isinstance(value, int) else list(value)
-    if params["task_weights"] is not None and not isinstance(params["task_weights"], str):
-        params["task_weights"] = [float(w) for w in params["task_weights"]]
+    # a loop, not a comprehension (a frame of its own): the codecs' warnings
+    # count the frames up to the caller
+    for row in HYPERPARAMETERS:
+        if row.name in params:
+            params[row.name] = row.codec.to_json(params[row.name])
     try:
         return json.loads(json.dumps(params, default=_plain))
     except TypeError as exc:
@@ -495,6 +471,10 @@ def _params_from_json(params, estimator_class):
     _require(isinstance(params, dict), "params is not an object")
     unknown = sorted(set(params) - set(defaults))
     _require(not unknown, f"unknown hyperparameters {unknown[:5]}")
+    params = dict(params)
+    for row in HYPERPARAMETERS:
+        if row.name in params:
+            params[row.name] = row.codec.from_json(params[row.name])
     params = {**defaults, **params}
     device = torch.device(params["device"])  # RuntimeError for a malformed string
     if not _available(device):
@@ -505,13 +485,6 @@ def _params_from_json(params, estimator_class):
             stacklevel=4,
         )
         params["device"] = "cpu"
-    if isinstance(params["optimizer"], dict):
-        name = params["optimizer"]["torch.optim"]
-        _require(isinstance(name, str), "optimizer")
-        params["optimizer"] = getattr(torch.optim, name)
-    for key in ("expert_units", "tower_units"):
-        if isinstance(params[key], list):
-            params[key] = tuple(params[key])
     validate_parameter_constraints(
         estimator_class._parameter_constraints, params, caller_name=estimator_class.__name__
     )

@@ -38,11 +38,3 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
-
-
-def test_parameter_defaults_agree():
-    reference = MMoERegressor().get_params()
-    for estimator in (MMoEClassifier(), MMoEMultiTask()):
-        params = estimator.get_params()
-        assert params.pop("task_types", "auto") == "auto"
-        assert params == reference, type(estimator).__name__
