@@ -14,6 +14,9 @@ How a streamed fit learns what an in-memory fit learns from all of ``X``:
   "other", as an unseen one does);
 - the targets are read once in full (only their columns): the classes of
   every classification task, the missing labels, and the weights;
+- the features are every column of the dataset's schema but the targets
+  and the weights: to leave columns out, open the dataset with a schema of
+  the columns to read, ``pyarrow.dataset.dataset(path, schema=...)``;
 - early stopping holds out whole row groups (``validation_fraction`` of
   them, at least one) when the source has enough of them, otherwise a
   random ``validation_fraction`` of the rows of every row group.
@@ -119,6 +122,9 @@ class ParquetSource:
         self.feature_columns = [c for c in names if c not in special]
         if not self.feature_columns:
             raise ValueError("the source has no feature column besides the targets.")
+        #: the columns read: features, targets, weights
+        self.columns = [c for c in names if c in special or c in self.feature_columns]
+        self.columns = [c for c in self.columns if c is not None]
         self.units = [
             (piece, piece.row_groups[0].num_rows)
             for fragment in dataset.get_fragments()
@@ -141,7 +147,7 @@ class ParquetSource:
         total = self.n_rows
         rng = np.random.RandomState(seed)
         index = np.arange(total) if total <= n_rows else np.sort(rng.choice(total, n_rows, False))
-        return self.dataset.take(index).to_pandas()
+        return self.dataset.take(index, columns=self.columns).to_pandas()
 
     def read_units(self, columns):
         """``(row group, frame)`` for every row of ``columns``, in file order.
@@ -221,7 +227,7 @@ class StreamedRows(torch.utils.data.Dataset):
             piece, _ = source.units[u]
             keep = self._kept(u)
             start = 0
-            for batch in piece.to_batches(batch_size=READ_ROWS):
+            for batch in piece.to_batches(columns=source.columns, batch_size=READ_ROWS):
                 frame = batch.to_pandas()
                 if keep is not None:
                     frame = frame[keep[start : start + len(frame)]]
