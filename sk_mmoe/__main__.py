@@ -242,7 +242,7 @@ def summarize(records):
         t-interval of that mean: ``(mean, low, high)`` (for each pair of
         ``DIFFERENCES`` in the records).
     """
-    from scipy.stats import t as student_t
+    from sk_mmoe.model_selection import mean_confidence_interval
 
     correlations = sorted({r["correlation"] for r in records})
     models = [name for name in MODELS if any(r["model"] == name for r in records)]
@@ -265,13 +265,7 @@ def summarize(records):
         summary["wins"][p] = wins
         for a, b in pairs:
             diff = np.array([m[a] - m[b] for m in by_seed.values() if a in m and b in m])
-            mean, n = float(diff.mean()), len(diff)
-            half = (
-                student_t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n)
-                if n > 1
-                else float("nan")
-            )
-            summary["differences"][(a, b)][p] = (mean, mean - half, mean + half)
+            summary["differences"][(a, b)][p] = mean_confidence_interval(diff)
     return summary
 
 

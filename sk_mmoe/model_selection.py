@@ -4,11 +4,13 @@
 single-task clone of it per task, and any per-task baseline (e.g. one
 gradient-boosting model per target) on the same folds, and reports each
 task's score per fold and the gain of the multi-task model over each
-baseline.
+baseline. :func:`mean_confidence_interval` is the t-interval it reports,
+for paired differences computed elsewhere (seeds, folds).
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -23,7 +25,7 @@ from sklearn.utils import Bunch
 from ._targets import infer_task_type, missing_mask, natural, split_columns
 from ._task_types import BINARY, MULTICLASS, REGRESSION
 
-__all__ = ["multitask_gain"]
+__all__ = ["mean_confidence_interval", "multitask_gain"]
 
 #: name -> (metric, response method, sign); sign -1 makes a loss a score
 SCORINGS = {
@@ -169,6 +171,54 @@ def multitask_gain(
     )
 
 
+def mean_confidence_interval(values, confidence=0.95):
+    """Mean of ``values`` and the Student-t confidence interval of that mean.
+
+    The interval is ``mean ± t * s / sqrt(n)``, with ``s`` the sample standard
+    deviation (``ddof=1``) and ``t`` the ``(1 + confidence) / 2`` quantile of
+    Student's t distribution with ``n - 1`` degrees of freedom: the usual
+    interval for the mean of paired differences over seeds or folds. Folds of
+    a cross-validation are not independent, so there it is a guide, not a test.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_values,)
+        The measurements, e.g. one paired difference per seed.
+    confidence : float, default=0.95
+        Coverage of the interval, in (0, 1).
+
+    Returns
+    -------
+    mean : float
+        The mean of ``values``.
+    low : float
+        Lower end of the interval; NaN with fewer than two values.
+    high : float
+        Upper end of the interval; NaN with fewer than two values.
+
+    See Also
+    --------
+    multitask_gain : Reports this interval for the gain over each baseline.
+
+    Examples
+    --------
+    >>> from sk_mmoe.model_selection import mean_confidence_interval
+    >>> mean, low, high = mean_confidence_interval([0.10, 0.12, 0.08, 0.11])
+    >>> print(f"{mean:.4f} [{low:.4f}, {high:.4f}]")
+    0.1025 [0.0753, 0.1297]
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"values must be a non-empty 1-D array-like, got shape {values.shape}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    mean, n = float(values.mean()), len(values)
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
+    return mean, float(mean - half), float(mean + half)
+
+
 def _task_types(estimator, columns, names):
     """The type of each task, as the multi-task estimator will see it."""
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
@@ -289,14 +339,9 @@ def _gains(scores, baselines, names):
     for baseline in baselines:
         for name in names:
             diff = (table.loc[name, MULTI_TASK] - table.loc[name, baseline]).to_numpy()
-            mean = float(diff.mean())
+            mean, low, high = mean_confidence_interval(diff)
             std = float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
-            half = (
-                float(stats.t.ppf(0.975, len(diff) - 1) * std / np.sqrt(len(diff)))
-                if len(diff) > 1
-                else float("nan")
-            )
-            rows.append((baseline, name, mean, std, mean - half, mean + half, mean < 0))
+            rows.append((baseline, name, mean, std, low, high, mean < 0))
     return pd.DataFrame(
         rows, columns=["baseline", "task", "mean", "std", "ci_low", "ci_high", "loses"]
     ).set_index(["baseline", "task"])

@@ -4,6 +4,8 @@ No timing is asserted: the numbers of a smoke run on a shared machine mean
 nothing. The peers are reported as not installed whether or not they are.
 """
 
+import argparse
+import importlib
 import importlib.util
 import subprocess
 import sys
@@ -63,6 +65,52 @@ def test_latency_benchmark_prints_its_tables():
             assert float(cell.split()[0]) > 0, (system, cell)  # timed, not failed
     assert "native predict 1 row <= 2x MLPRegressor (1 busy)" in out
     assert "failed" not in out
+
+
+def test_fit_busy_benchmark_prints_its_table():
+    """A default fit's wall time idle and beside a busy loop, with its ratio to idle."""
+    command = [sys.executable, str(RUN), "--quick", "--only-fit-busy", "--busy=0,1"]
+    command += ["--rows=500", "--epochs=1"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    lines = [line for line in out.splitlines() if line.startswith("| ")]
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
+        "fit: wall s (× idle)",
+        "idle",
+        "1 busy process",
+    ]
+    cells = {line.split("|")[1].strip(): line.split("|")[2:4] for line in lines[1:]}
+    # both fits, at the sizes the flags set (the second with the paper's model)
+    assert list(cells) == [
+        "500 x 50, max_epochs=1",
+        "500 x 100, n_experts=8, expert_units=(16,), tower_units=(8,), max_epochs=1, "
+        "early_stopping=False",
+    ]
+    for idle, busy in cells.values():
+        assert float(idle) > 0  # timed, not failed
+        seconds, ratio = busy.split()
+        assert float(seconds) > 0 and float(ratio.strip("(x)")) > 0
+    assert "failed" not in out
+
+
+def test_fit_params_are_parsed_as_call_keywords(monkeypatch):
+    monkeypatch.syspath_prepend(str(RUN.parent))
+    harness = importlib.import_module("_harness")
+    parse = harness.parse_kwargs
+    assert parse("") == {}
+    assert parse("n_jobs=1") == {"n_jobs": 1}
+    text = "n_jobs=-1, expert_units=(64, 32), optimizer=sgd, lr=1e-2, dropout=None"
+    assert parse(text) == {
+        "n_jobs": -1,
+        "expert_units": (64, 32),
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "dropout": None,
+    }
+    for bad in ("1", "n_jobs", "n_jobs=", "n_jobs=len(x)", "**params"):
+        with pytest.raises(argparse.ArgumentTypeError, match="name=value pairs"):
+            parse(bad)
 
 
 def test_balancing_benchmark_prints_its_table():

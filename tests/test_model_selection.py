@@ -1,13 +1,16 @@
-"""multitask_gain and MultiTaskGainDisplay on data where the answer is known."""
+"""multitask_gain, mean_confidence_interval and MultiTaskGainDisplay on known answers."""
+
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.model_selection import KFold
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
-from sk_mmoe.model_selection import multitask_gain
+from sk_mmoe.model_selection import mean_confidence_interval, multitask_gain
 
 PARAMS = {
     "max_epochs": 30,
@@ -136,3 +139,56 @@ def test_baselines_by_task_type_and_without_single_task():
     assert result.gains.index.get_level_values("baseline").unique().tolist() == ["dummy"]
     with pytest.raises(ValueError, match="no 'regression' estimator"):
         multitask_gain(est, X, Y, cv=2, baselines={"dummy": {"classification": DummyClassifier()}})
+
+
+#: arrays of paired differences: a few seeds, folds, a constant and a wide spread
+SAMPLES = [
+    [0.10, 0.12, 0.08, 0.11],
+    [-0.0233, 0.0412, -0.1975],
+    np.random.RandomState(0).normal(0.3, 2.0, size=12),
+    [0.5, 0.5, 0.5],
+    [1e-3, -2e-3],
+]
+
+
+@pytest.mark.parametrize("values", SAMPLES)
+def test_mean_confidence_interval_is_scipy_t_interval(values):
+    mean, low, high = mean_confidence_interval(values)
+    values = np.asarray(values, dtype=float)
+    scale = stats.sem(values) if np.ptp(values) > 0 else 0.0
+    if scale:
+        expected = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=scale)
+    else:
+        expected = (values.mean(), values.mean())  # scipy gives NaN for a zero scale
+    assert mean == pytest.approx(values.mean(), rel=1e-12)
+    assert (low, high) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    if scale:
+        mean90, low90, high90 = mean_confidence_interval(values, confidence=0.9)
+        expected90 = stats.t.interval(0.9, len(values) - 1, loc=values.mean(), scale=scale)
+        assert (low90, high90) == pytest.approx(expected90, rel=1e-12)
+        assert low < low90 < mean90 < high90 < high
+
+
+@pytest.mark.parametrize("values", SAMPLES)
+def test_mean_confidence_interval_is_bitwise_the_expression_it_replaced(values):
+    """The main job's and the benchmarks' tables keep every digit they printed before."""
+    diff = np.array(values, dtype=float)
+    # the expression the main job (sk_mmoe.__main__.summarize) used
+    mean, n = float(diff.mean()), len(diff)
+    half = stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n)
+    assert mean_confidence_interval(values) == (mean, mean - half, mean + half)
+    # the expression multitask_gain used, std as a Python float and np.sqrt
+    std = float(diff.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(diff) - 1) * std / np.sqrt(len(diff)))
+    assert mean_confidence_interval(values) == (mean, mean - half, mean + half)
+
+
+def test_mean_confidence_interval_of_one_value_and_bad_input():
+    mean, low, high = mean_confidence_interval([0.25])
+    assert mean == 0.25 and math.isnan(low) and math.isnan(high)
+    with pytest.raises(ValueError, match="values must be a non-empty 1-D"):
+        mean_confidence_interval([])
+    with pytest.raises(ValueError, match="values must be a non-empty 1-D"):
+        mean_confidence_interval([[0.1, 0.2], [0.3, 0.4]])
+    with pytest.raises(ValueError, match="confidence must be in"):
+        mean_confidence_interval([0.1, 0.2], confidence=95)
