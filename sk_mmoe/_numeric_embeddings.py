@@ -79,7 +79,7 @@ def fit_bins(X, n_bins, feature_names=None):
     ValueError
         If a column is missing values or has infinite values, has a single
         distinct value (nothing to bin), or has fewer distinct values than
-        ``n_bins``.
+        ``n_bins`` (values equal as float32 numbers count as one).
 
     Examples
     --------
@@ -108,12 +108,14 @@ def fit_bins(X, n_bins, feature_names=None):
         )
     _check_finite(X, names)
     columns = np.sort(X, axis=0)  # (n, F), each column sorted
-    n_distinct = 1 + np.count_nonzero(np.diff(columns, axis=0), axis=0)  # (F,)
+    # distinct as the network sees them: values equal in float32 are one value
+    rounded = columns.astype(np.float32)
+    n_distinct = 1 + np.count_nonzero(np.diff(rounded, axis=0), axis=0)  # (F,)
     constant = np.flatnonzero(n_distinct == 1)
     if constant.size:
         j = constant[0]
         raise ValueError(
-            f"X column {names[j]!r} has a single distinct value ({columns[0, j]:g}): one bin, "
+            f"X column {names[j]!r} has a single distinct value ({rounded[0, j]:g}): one bin, "
             "nothing to embed. Drop the column (it carries no information) before fitting."
         )
     few = np.flatnonzero(n_distinct < n_bins)

@@ -273,6 +273,12 @@ def test_fit_bins_rejects_a_constant_column():
         fit_bins(X, 4, feature_names=X.columns)
 
 
+def test_fit_bins_counts_values_equal_in_float32_as_one():
+    X = np.column_stack([np.arange(10.0), np.tile([1.0, 1.0 + 1e-12], 5)])
+    with pytest.raises(ValueError, match=r"X column '1' has a single distinct value \(1\)"):
+        fit_bins(X, 2)
+
+
 def test_fit_bins_rejects_more_bins_than_distinct_values():
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.standard_normal(50), rng.integers(0, 3, 50)])
