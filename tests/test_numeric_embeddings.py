@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from sk_mmoe._inputs import _numeric_column
-from sk_mmoe._numeric_embeddings import (
+from sk_mmoe.inputs._columns import numeric_column as _numeric_column
+from sk_mmoe.inputs._numeric_layers import (
     MIN_ROWS,
     PeriodicEmbedding,
     PiecewiseLinearEmbedding,

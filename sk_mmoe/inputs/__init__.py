@@ -21,9 +21,13 @@ from ._columns import MISSING, OTHER, resolve_categorical
 from ._encoder import InputEncoder
 from ._network import InputNetwork
 from ._numeric import NumericScaling
+from ._periodic import PeriodicBlock
+from ._piecewise_linear import PiecewiseLinearBlock
 
 register_input_block(NumericScaling)
 register_input_block(CategoricalEmbeddingBlock)
+register_input_block(PiecewiseLinearBlock)
+register_input_block(PeriodicBlock)
 
 __all__ = [
     "AUTO_EMBEDDING_CAP",
@@ -37,6 +41,8 @@ __all__ = [
     "InputEncoder",
     "InputNetwork",
     "NumericScaling",
+    "PeriodicBlock",
+    "PiecewiseLinearBlock",
     "auto_embedding_dim",
     "register_input_block",
     "resolve_categorical",

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._modules import _batched_affine
+from .._modules import _batched_affine
 
 #: in evaluation mode the periodic embedding's matmul runs on at least this many
 #: rows (zero rows added, then dropped): BLAS takes a matrix-vector path (another
@@ -84,7 +84,7 @@ def fit_bins(X, n_bins, feature_names=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from sk_mmoe._numeric_embeddings import fit_bins
+    >>> from sk_mmoe.inputs._numeric_layers import fit_bins
     >>> X = np.column_stack([np.arange(9.0), [0, 0, 0, 0, 0, 0, 1, 2, 3]])
     >>> [b.tolist() for b in fit_bins(X, n_bins=4)]
     [[0.0, 2.0, 4.0, 6.0, 8.0], [0.0, 1.0, 3.0]]
@@ -138,7 +138,7 @@ def fit_bins(X, n_bins, feature_names=None):
 
 
 def _check_finite(X, names):
-    """The messages ``sk_mmoe._inputs`` gives for NaN, infinity and float32 overflow."""
+    """The messages ``sk_mmoe.inputs._columns`` gives for NaN, infinity and float32 overflow."""
     bad = np.flatnonzero(np.isnan(X).any(axis=0))
     if bad.size:
         raise ValueError(
@@ -243,7 +243,7 @@ class PiecewiseLinearEmbedding(nn.Module):
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from sk_mmoe._numeric_embeddings import PiecewiseLinearEmbedding, fit_bins
+    >>> from sk_mmoe.inputs._numeric_layers import PiecewiseLinearEmbedding, fit_bins
     >>> X = np.random.default_rng(0).standard_normal((100, 3))
     >>> module = PiecewiseLinearEmbedding(fit_bins(X, n_bins=8), d_embedding=4)
     >>> module.weight.shape
@@ -379,7 +379,7 @@ class PeriodicEmbedding(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_mmoe._numeric_embeddings import PeriodicEmbedding
+    >>> from sk_mmoe.inputs._numeric_layers import PeriodicEmbedding
     >>> module = PeriodicEmbedding(3, d_embedding=8, n_frequencies=16)
     >>> module.weight.shape
     torch.Size([3, 32, 8])
