@@ -27,10 +27,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 from skorch.helper import predefined_split
-from skorch.history import History
 
 from . import _persistence
-from ._checkpoint import TrainingRun, checkpointing
+from ._checkpoint import TrainingRun, checkpointing, restore_net
 from ._factory import build_net
 from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
 from ._hyperparameters import (
@@ -565,14 +564,15 @@ class _BaseMMoE(BaseEstimator):
         """Save the fitted estimator to a file that is safe to load.
 
         The file is a zip archive of JSON (hyperparameters, fitted attributes,
-        target encodings, training history) and the network weights as a
-        tensor file read with ``torch.load(weights_only=True)``; loading it
-        never runs code, unlike pickle or joblib, which must only be loaded
-        from trusted sources. Callbacks and the optimizer state are not
-        saved: a loaded estimator predicts identically and, with
-        ``warm_start`` or ``partial_fit``, trains on with a fresh optimizer
-        (to resume training exactly, see
-        :class:`sk_mmoe.callbacks.TrainingCheckpoint`).
+        target encodings, training history, the batch size the net trained
+        with) and tensors (the network weights, the loss's learned state and
+        the optimizer's state) read with ``torch.load(weights_only=True)``;
+        loading it never runs code, unlike pickle or joblib, which must only
+        be loaded from trusted sources. A loaded estimator predicts
+        identically and, with ``warm_start`` or ``partial_fit``, trains on
+        exactly as the saved one would have. Callbacks are not saved (the
+        loaded estimator has ``callbacks=None``); to resume a fit interrupted
+        mid-way, see :class:`sk_mmoe.callbacks.TrainingCheckpoint`.
 
         The write is atomic: the file is written under a temporary name in
         the same directory, flushed to disk and then renamed over ``path``.
@@ -613,6 +613,7 @@ class _BaseMMoE(BaseEstimator):
             "target_names_": [str(n) for n in target_names],
             "single_output": bool(single_output),
             "random_seed_": int(random_seed),
+            "train_batch_size": int(net.batch_size),
         }
         return _persistence.Saved(
             class_name=type(self).__name__,
@@ -623,6 +624,7 @@ class _BaseMMoE(BaseEstimator):
             state={
                 "module": net.module_.state_dict(),
                 "criterion": net.criterion_.state_dict(),
+                "optimizer": net.optimizer_.state_dict(),
             },
             inputs=self.input_encoder_,
         )
@@ -659,7 +661,7 @@ class _BaseMMoE(BaseEstimator):
             hyper = estimator._check_hyperparameters()
             # the fit stopped early if it recorded validation losses
             hyper["early_stopping"] = bool(saved.history) and "valid_loss" in saved.history[-1]
-            hyper["batch_size"] = _trained_batch_size(saved.history, hyper["batch_size"])
+            hyper["batch_size"] = fitted["train_batch_size"]
             net = build_net(
                 hyper,
                 n_features=estimator.n_features_in_,
@@ -670,14 +672,7 @@ class _BaseMMoE(BaseEstimator):
             )
             with seeded(0, net.device):  # the weights are overwritten: leave torch's RNG alone
                 net.initialize()
-            try:
-                net.module_.load_state_dict(saved.state["module"])
-                net.criterion_.load_state_dict(saved.state["criterion"])
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"{path}: the weights do not fit the saved model: {exc}"
-                ) from None
-            net.history = History(saved.history)
+            restore_net(net, saved, path)
             if fitted["feature_names_in_"] is not None:
                 estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
             estimator._set_fitted(
@@ -786,11 +781,3 @@ def _plain_params(params):
     if spec is not None and not isinstance(spec, str):
         params = {**params, "categorical_features": np.asarray(spec).tolist()}
     return params
-
-
-def _trained_batch_size(history, batch_size):
-    """The batch size a saved fit trained with: "auto" read back from its history."""
-    if not isinstance(batch_size, str):
-        return batch_size
-    sizes = [b.get("train_batch_size", 0) for epoch in history for b in epoch.get("batches", ())]
-    return max(sizes, default=0) or resolve_batch_size(batch_size, 0)

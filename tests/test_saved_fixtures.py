@@ -65,6 +65,8 @@ def test_fixture_loads_and_predicts_as_saved(name, cls, version):
     X = _rows(name, record)
 
     assert model.n_features_in_ == record["n_features_in_"]
+    # version 1 did not record the batch size: batch_size="auto" on 60 rows was 256
+    assert model.net_.batch_size == 256
     assert [str(n) for n in model.target_names_] == record["target_names_"]
     if record["classes_"] is not None:
         assert len(model.classes_) == len(record["classes_"])
