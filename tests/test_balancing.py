@@ -375,12 +375,19 @@ def test_methods_train_mixed_tasks_with_missing_labels_and_early_stopping(method
     ).fit(X, y, sample_weight=RNG.uniform(0.5, 2, len(X)))
     history = model.net_.history
     assert np.isfinite(history[:, "train_loss"]).all()
+    # it learns: the held-out loss falls
+    assert history[-1, "valid_loss"] < history[0, "valid_loss"]
     if method in ("uncertainty", "dwa", "gradnorm"):
         # validation compares epochs on one scale: the unweighted sum
         per_task = np.array([history[:, f"valid_loss_{n}"] for n in y.columns]).sum(0)
         np.testing.assert_allclose(history[:, "valid_loss"], per_task, rtol=1e-4)
     if method in ("dwa", "gradnorm"):
         np.testing.assert_allclose(np.sum(history[-1, "task_weights"]), 3.0, rtol=1e-5)
+    if method == "uncertainty":
+        # exp(-s) * L + s pulls the precision exp(-s) up for a loss below 1 (the
+        # binary task: about log 2) and down above 1 (3 classes: about log 3)
+        _, binary, multiclass = model.net_.criterion_.weights().numpy()
+        assert binary > 1 > multiclass
     assert model.predict(X).shape == (len(X), 3)
 
 
