@@ -19,9 +19,7 @@ from sklearn.utils.validation import (
     check_consistent_length,
     check_is_fitted,
 )
-from skorch.history import History
 
-from . import _persistence
 from ._factory import build_net
 from ._fit_run import FitRun
 from ._gates import GateDiagnostics
@@ -29,11 +27,10 @@ from ._hyperparameters import (
     PARAMETER_CONSTRAINTS,
     check_hyperparameters,
     check_task_weights,
-    resolve_batch_size,
 )
 from ._inference import run_module, stack_tasks
-from ._net import seeded
 from ._parquet import is_source
+from ._saving import Persistence
 from ._stream_fit import read_targets, stream_outputs
 from ._targets import (
     missing_mask,
@@ -44,7 +41,7 @@ from ._task_types import REGRESSION
 from ._validation import InputValidation
 
 
-class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
+class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
     """Shared implementation of the sk_mmoe estimators; not public."""
 
     _parameter_constraints: dict = dict(PARAMETER_CONSTRAINTS)
@@ -289,137 +286,6 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         outputs = self._forward(X)
         return self.target_encoder_.decode(outputs)
 
-    def save(self, path):
-        """Save the fitted estimator to a file that is safe to load.
-
-        The file is a zip archive of JSON (hyperparameters, fitted attributes,
-        target encodings, training history) and the network weights as a
-        tensor file read with ``torch.load(weights_only=True)``; loading it
-        never runs code, unlike pickle or joblib, which must only be loaded
-        from trusted sources. Callbacks and the optimizer state are not
-        saved: a loaded estimator predicts identically and, with
-        ``warm_start`` or ``partial_fit``, trains on with a fresh optimizer
-        (to resume training exactly, see
-        :class:`sk_mmoe.callbacks.TrainingCheckpoint`).
-
-        The write is atomic: the file is written under a temporary name in
-        the same directory, flushed to disk and then renamed over ``path``.
-        If the save fails (a full disk, an interrupt), the temporary file is
-        removed and a file already at ``path`` is left as it was.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Where to write the file.
-        """
-        check_is_fitted(self)
-        _persistence.save(
-            path,
-            self._saved(
-                self.net_,
-                self.target_encoder_,
-                self.random_seed_,
-                self.target_names_,
-                self._single_output,
-            ),
-        )
-
-    def _saved(self, net, encoder, random_seed, target_names, single_output):
-        """The :class:`~sk_mmoe._persistence.Saved` record of this estimator with this net.
-
-        Fitted attributes come as arguments, so that a training checkpoint can
-        record a fit in progress.
-        """
-        fitted = {
-            "n_features_in_": int(self.n_features_in_),
-            "feature_names_in_": (
-                [str(n) for n in self.feature_names_in_]
-                if hasattr(self, "feature_names_in_")
-                else None
-            ),
-            "n_tasks_": len(target_names),
-            "target_names_": [str(n) for n in target_names],
-            "single_output": bool(single_output),
-            "random_seed_": int(random_seed),
-        }
-        return _persistence.Saved(
-            class_name=type(self).__name__,
-            params=self.get_params(deep=False),
-            fitted=fitted,
-            encoder=encoder,
-            history=net.history.to_list(),
-            state={
-                "module": net.module_.state_dict(),
-                "criterion": net.criterion_.state_dict(),
-            },
-            inputs=self.input_encoder_,
-        )
-
-    @classmethod
-    def load(cls, path):
-        """Load an estimator written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or path-like
-            A file written by :meth:`save` of this class.
-
-        Returns
-        -------
-        estimator : object
-            A fitted estimator of this class.
-
-        Raises
-        ------
-        ValueError
-            If the file is not an sk_mmoe file of this class, is truncated or
-            altered, its weights do not fit the saved model, or it is built
-            to exhaust memory (a zip bomb, shapes beyond its weights, deep or
-            duplicate JSON, unexpected or duplicate members).
-        """
-        saved = _persistence.load(path, cls)
-        try:
-            estimator = cls(**saved.params)
-            fitted = saved.fitted
-            names = np.asarray(fitted["target_names_"], dtype=object)
-            estimator.n_features_in_ = fitted["n_features_in_"]
-            inputs = saved.inputs
-            hyper = estimator._check_hyperparameters()
-            # the fit stopped early if it recorded validation losses
-            hyper["early_stopping"] = bool(saved.history) and "valid_loss" in saved.history[-1]
-            hyper["batch_size"] = _trained_batch_size(saved.history, hyper["batch_size"])
-            net = build_net(
-                hyper,
-                n_features=estimator.n_features_in_,
-                encoder=saved.encoder,
-                target_names=names,
-                task_weights=estimator._check_task_weights(fitted["n_tasks_"]),
-                inputs=inputs,
-            )
-            with seeded(0, net.device):  # the weights are overwritten: leave torch's RNG alone
-                net.initialize()
-            try:
-                net.module_.load_state_dict(saved.state["module"])
-                net.criterion_.load_state_dict(saved.state["criterion"])
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"{path}: the weights do not fit the saved model: {exc}"
-                ) from None
-            net.history = History(saved.history)
-            if fitted["feature_names_in_"] is not None:
-                estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-            estimator._set_fitted(
-                net,
-                saved.encoder,
-                fitted["random_seed_"],
-                names,
-                fitted["single_output"],
-                inputs,
-            )
-        except (KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise ValueError(f"{path} is not a valid sk_mmoe file: missing or bad {exc}") from None
-        return estimator
-
     def _score_tasks(self, X, y, sample_weight):
         """Mean over tasks of R² (regression) or accuracy (classification).
 
@@ -456,11 +322,3 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags
-
-
-def _trained_batch_size(history, batch_size):
-    """The batch size a saved fit trained with: "auto" read back from its history."""
-    if not isinstance(batch_size, str):
-        return batch_size
-    sizes = [b.get("train_batch_size", 0) for epoch in history for b in epoch.get("batches", ())]
-    return max(sizes, default=0) or resolve_batch_size(batch_size, 0)

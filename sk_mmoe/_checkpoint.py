@@ -1,11 +1,14 @@
 """Training checkpoints: what a fit in progress writes, and how a fit resumes from it.
 
 A checkpoint is a model file (see ``_persistence``; ``load`` reads it as the
-model of its last epoch) with a ``training`` entry. Its JSON part holds the
-seed of the interrupted fit call, the epochs it had and was to train,
-whether it finished, early stopping's counters and the SHA-256 of the
-training data; its tensor part the optimizer's ``state_dict``, the random
-state of torch's generators and early stopping's best weights.
+model of its last epoch, optimizer state included) with a ``training``
+entry. Its JSON part holds the seed of the interrupted fit call, the epochs
+it had and was to train, whether it finished, early stopping's counters and
+the SHA-256 of the training data; its tensor part the random state of
+torch's generators and early stopping's best weights.
+
+:func:`restore_net` is the one place a file's weights, criterion state,
+optimizer state and history go into a net: for ``load`` and for a resumed fit.
 
 A fit resumed from it (``resume_fit``) rebuilds the net exactly as the
 interrupted call built it (same seed, same training / validation split),
@@ -232,7 +235,6 @@ def _write(path, net, run, finished):
         },
     }
     saved.state["training"] = {
-        "optimizer": net.optimizer_.state_dict(),
         "rng": _rng_state(net.device),
         "best_weights": {name: cb.best_model_weights_ for name, cb in stoppers.items()},
     }
@@ -381,18 +383,100 @@ def _restore(net, run, resume):
             f"X, y or sample_weight differ from the training data of the fit in {path}; "
             "resume with the same data."
         )
-    state = saved.state.get("training")
+    if saved.state["optimizer"] is None:
+        raise ValueError(f"{path}: the checkpoint holds no optimizer state.")
+    restore_net(net, saved, path)
     try:
-        net.module_.load_state_dict(saved.state["module"])
-        net.criterion_.load_state_dict(saved.state["criterion"])
-        net.optimizer_.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["cpu"])
+        rng = saved.state["training"]["rng"]
+        torch.set_rng_state(rng["cpu"])
         if torch.device(net.device).type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], net.device)
+            torch.cuda.set_rng_state(rng["cuda"], net.device)
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: the training state does not fit this fit: {exc}") from None
-    net.history = History(saved.history)
     run.history_start, run.epochs = training["history_start"], training["epochs"]
     if training["finished"]:
         return 0
     return max(0, run.epochs - (len(net.history) - run.history_start))
+
+
+# ---------------------------------------------------------------- restoring
+def restore_net(net, saved, path):
+    """Put a file's state into ``net``, freshly initialised as the file's net was.
+
+    The module's weights, the criterion's state (learned task weights, DWA's
+    losses), the optimizer's state (when the file has one; else the
+    optimizer stays fresh) and the history. The optimizer's state is checked
+    against the net first: one entry per parameter, each tensor a scalar or
+    shaped to broadcast to its parameter (so no larger than it), and the
+    same hyperparameter names in each parameter group.
+
+    Raises
+    ------
+    ValueError
+        If any part does not fit ``net``.
+    """
+    try:
+        net.module_.load_state_dict(saved.state["module"])
+        net.criterion_.load_state_dict(saved.state["criterion"])
+        optimizer = saved.state["optimizer"]
+        if optimizer is not None:
+            _check_optimizer_state(optimizer, net.optimizer_)
+            net.optimizer_.load_state_dict(optimizer)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(
+            f"{path}: the saved weights and state do not fit the saved model: {exc}"
+        ) from None
+    net.history = History(saved.history)
+
+
+def _check_optimizer_state(state, optimizer):
+    """Raise ValueError unless ``state`` (a ``state_dict``) fits ``optimizer``'s parameters."""
+    groups, fresh = state["param_groups"], optimizer.param_groups
+    if len(groups) != len(fresh):
+        raise ValueError(f"{len(groups)} parameter groups, the optimizer has {len(fresh)}")
+    shapes = {}
+    for group, ours in zip(groups, fresh):
+        if set(group) != set(ours):
+            raise ValueError(f"parameter group keys {sorted(group)}, expected {sorted(ours)}")
+        ids, params = group["params"], ours["params"]
+        if not isinstance(ids, list) or len(ids) != len(params):
+            raise ValueError("a parameter group does not hold the optimizer's parameters")
+        for key, value in group.items():
+            if key != "params" and not _same_kind(value, ours[key]):
+                raise ValueError(f"parameter group entry {key}={value!r}")
+        shapes.update({i: p.shape for i, p in zip(ids, params)})
+    if len(shapes) != sum(len(g["params"]) for g in fresh):
+        raise ValueError("duplicate parameter ids")
+    for key, entries in state["state"].items():
+        if key not in shapes or not isinstance(entries, dict):
+            raise ValueError(f"state of unknown parameter {key!r}")
+        for name, value in entries.items():
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"state {name!r} of parameter {key} is not a tensor")
+            if value.dim() and not _broadcasts(value.shape, shapes[key]):
+                raise ValueError(
+                    f"state {name!r} of parameter {key} has shape {tuple(value.shape)}, "
+                    f"the parameter {tuple(shapes[key])}"
+                )
+
+
+def _broadcasts(shape, target):
+    """Whether a tensor of ``shape`` broadcasts to ``target`` with as many dims."""
+    return len(shape) == len(target) and all(a in (1, b) for a, b in zip(shape, target))
+
+
+def _same_kind(value, reference):
+    """Whether a saved optimizer hyperparameter has the type of the fresh optimizer's."""
+    if isinstance(reference, bool) or reference is None:
+        return value is None or isinstance(value, bool)
+    if isinstance(reference, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(reference, (tuple, list)):
+        return (
+            isinstance(value, (tuple, list))
+            and len(value) == len(reference)
+            and all(_same_kind(v, r) for v, r in zip(value, reference))
+        )
+    if isinstance(reference, torch.Tensor):
+        return isinstance(value, torch.Tensor) and value.numel() == reference.numel()
+    return isinstance(value, type(reference))

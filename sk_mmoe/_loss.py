@@ -32,7 +32,9 @@ class MultiTaskLoss(nn.Module):
 
     - None: the fixed ``task_weights``;
     - ``"uncertainty"``: ``sum_k exp(-s_k) * L_k + s_k`` with a learned
-      log-variance ``s_k`` per task (Kendall et al., 2018);
+      log-variance ``s_k`` per task (Kendall et al., 2018), summed over the
+      tasks labelled in the batch (so ``s_k`` settles at ``log L_k`` however
+      rarely task ``k`` is labelled);
     - ``"dwa"``: Dynamic Weight Average (Liu et al., CVPR 2019): at each epoch
       ``w_k = T * softmax_k(r_k / temperature)`` with ``r_k`` the ratio of task
       ``k``'s mean training loss over the last two epochs (all 1 for the first
@@ -157,9 +159,13 @@ class MultiTaskLoss(nn.Module):
         labelled = targets == targets  # (B, T), False where NaN
         losses = self._row_losses(y_pred, torch.where(labelled, targets, 0.0))
         row_weight = labelled * weight.unsqueeze(1)  # (B, T)
-        total = row_weight.sum(0)
-        mean = (losses * row_weight).sum(0) / total.clamp_min(torch.finfo(total.dtype).tiny)
-        return mean, total > 0
+        total = row_weight.sum(0)  # (T,)
+        present = total > 0
+        # a task without a label divides 0 by 1, not by a tiny clamp: the
+        # backward pass would scale its zero by 1 / tiny, and any weight above
+        # about 4 overflows that to inf * 0 = NaN
+        mean = (losses * row_weight).sum(0) / torch.where(present, total, 1.0)
+        return mean, present
 
     def _row_losses(self, y_pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Unweighted losses ``(B, T)`` in task order; ``targets (B, T)`` has no NaN."""
@@ -204,7 +210,14 @@ class MultiTaskLoss(nn.Module):
             # validation: one scale for every epoch, whatever the weights did
             return losses.sum()
         if self.log_vars is not None:
-            return (torch.exp(-self.log_vars) * losses + self.log_vars).sum()
+            terms = torch.exp(-self.log_vars) * losses + self.log_vars  # (T,)
+            if present is not None:
+                # a task without a label in the batch adds nothing, its
+                # log-variance included: else ``s_k`` is pushed up in every
+                # such batch and settles at ``log(f_k L_k)`` instead of
+                # ``log L_k``, with ``f_k`` the share of batches labelling it
+                terms = torch.where(present, terms, 0.0)
+            return terms.sum()
         if self.method == "dwa":
             with torch.no_grad():
                 counted = 1.0 if present is None else present.to(losses.dtype)

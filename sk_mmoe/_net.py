@@ -3,7 +3,8 @@
 skorch runs the training loop; this module swaps in a fast iterator (tensor
 slicing instead of row-by-row collation), a lean set of default callbacks
 and a per-batch path without skorch's repeated per-batch bookkeeping (see
-:class:`MMoENet`). It imports nothing else from the package.
+:class:`MMoENet`). Of the package it imports only ``_balancing`` (the
+per-task gradient functions of its balancing step).
 """
 
 from __future__ import annotations

@@ -2,11 +2,17 @@
 
 ``save`` writes one zip file holding ``estimator.json`` (format version,
 class, hyperparameters, fitted attributes, target encodings, training
-history, SHA-256 of the weights) and ``weights.pt`` (the module's and the
-criterion's ``state_dict``); the zip comment holds the SHA-256 of
-``estimator.json``, so any change to either member is detected. A training
-checkpoint is the same file with a ``training`` entry in both members
-(optimizer and random state, see ``sk_mmoe._checkpoint``).
+history, SHA-256 of the weights) and ``weights.pt`` (the ``state_dict`` of
+the module, of the criterion and of the optimizer); the zip comment holds
+the SHA-256 of ``estimator.json``, so any change to either member is
+detected. A training checkpoint is the same file with a ``training`` entry
+in both members (random state and early stopping's progress, see
+``sk_mmoe._checkpoint``).
+
+Version 2 added the optimizer's state and the batch size the net trained
+with (``fitted["train_batch_size"]``); files of version 1 still load: their
+batch size is read back from the training history, their optimizer starts
+afresh (a version 1 checkpoint kept its optimizer state under ``training``).
 
 Writing is atomic: the file is written under a temporary name in the target's
 directory, flushed to disk, then renamed over the target; if anything fails
@@ -43,14 +49,14 @@ import torch
 from sklearn.utils._param_validation import validate_parameter_constraints
 
 from ._factory import build_module
-from ._hyperparameters import HYPERPARAMETERS, check_hyperparameters
+from ._hyperparameters import HYPERPARAMETERS, check_hyperparameters, resolve_batch_size
 from ._targets import TaskEncoder
 from .architectures import ARCHITECTURES
 from .inputs import InputEncoder
 
 FORMAT = "sk_mmoe"
 VERSION = 2
-#: the format versions this sk_mmoe reads (1: the input encoding as one record)
+#: the versions ``load`` reads (1: no optimizer state, the input encoding as one record)
 READABLE_VERSIONS = (1, 2)
 _JSON = "estimator.json"
 _WEIGHTS = "weights.pt"
@@ -62,8 +68,8 @@ MAX_EXPANSION = 100
 #: bytes every bound allows on top, so that tiny files are never refused
 SLACK = 1 << 20
 #: the weights may be at most this many times the network's own tensors
-#: (plus ``SLACK``): room for a checkpoint's optimizer state (up to 3x for
-#: torch's optimizers but LBFGS) and early stopping's best weights (1x)
+#: (plus ``SLACK``): room for the optimizer state (up to 3x for torch's
+#: optimizers but LBFGS) and a checkpoint's early stopping best weights (1x)
 MAX_STATE_FACTOR = 8
 _COMMENT = re.compile(rb"sk_mmoe estimator\.json sha256=([0-9a-f]{64})")
 
@@ -89,12 +95,15 @@ class Saved:
     """What a file holds, in memory: the estimator assembles itself from this.
 
     ``params`` are the constructor arguments, ``fitted`` the plain fitted
-    attributes, ``encoder`` the fitted :class:`~sk_mmoe._targets.TaskEncoder`,
+    attributes (with ``"train_batch_size"``, the batch size the net trained
+    with), ``encoder`` the fitted :class:`~sk_mmoe._targets.TaskEncoder`,
     ``history`` skorch's history as a list, ``state`` the ``state_dict`` of
-    the module and of the criterion (and, in a checkpoint, ``"training"``:
-    tensors to resume training). ``training`` is a checkpoint's JSON part
-    (None in a plain model file). ``inputs`` is the fitted
-    :class:`~sk_mmoe.inputs.InputEncoder` (None when ``X`` is used as given).
+    the module (``"module"``), of the criterion (``"criterion"``) and of the
+    optimizer (``"optimizer"``; None in a file of version 1), and, in a
+    checkpoint, ``"training"``: tensors to resume training. ``training`` is
+    a checkpoint's JSON part (None in a plain model file). ``inputs`` is the
+    fitted :class:`~sk_mmoe.inputs.InputEncoder` (None when ``X`` is used
+    as given).
     """
 
     class_name: str
@@ -207,13 +216,15 @@ def load(path, estimator_class):
             with _reading(path):
                 text = archive.read(infos[_JSON])
             _check_comment(archive.comment, text, path)
-            saved, weights_sha256 = _read_document(_parse(text, path), path, estimator_class)
+            document = _parse(text, path)
+            saved, weights_sha256 = _read_document(document, path, estimator_class)
+            version = document["version"]
             _check_weights_size(saved, infos[_WEIGHTS].file_size, path)
             with _reading(path):
                 weights = archive.read(infos[_WEIGHTS])
     if hashlib.sha256(weights).hexdigest() != weights_sha256:
         raise ValueError(f"{path}: the weights do not match their checksum (file altered).")
-    saved.state = _load_weights(weights, path)
+    saved.state = _load_weights(weights, path, version)
     return saved
 
 
@@ -293,10 +304,11 @@ def _read_document(document, path, estimator_class):
     class_name = estimator_class.__name__
     if document.get("format") != FORMAT:
         raise ValueError(f"{path} is not an sk_mmoe file.")
-    if document.get("version") not in READABLE_VERSIONS:
+    version = document.get("version")
+    if not _is_int(version) or version not in READABLE_VERSIONS:
         raise ValueError(
-            f"{path} has format version {document.get('version')!r}; this sk_mmoe reads "
-            f"versions {', '.join(map(str, READABLE_VERSIONS))}."
+            f"{path} has format version {version!r}; this sk_mmoe reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}."
         )
     if document.get("class") != class_name:
         raise ValueError(
@@ -318,6 +330,9 @@ def _read_document(document, path, estimator_class):
         training = document.get("training")
         _require(training is None or isinstance(training, dict), "training is not an object")
         params = _params_from_json(document["params"], estimator_class)
+        if version == 1:
+            fitted["train_batch_size"] = _batch_size_from_history(history, params["batch_size"])
+        _require(_is_int(fitted["train_batch_size"], 1), "train_batch_size")
     except (
         KeyError,
         TypeError,
@@ -418,12 +433,14 @@ def _tensor_bytes(state):
     return sum(t.numel() * t.element_size() for t in state.values())
 
 
-def _load_weights(weights, path):
+def _load_weights(weights, path, version):
     """``torch.load(weights_only=True)`` of the weights, refusing malformed ones.
 
     ``weights.pt`` is itself a zip (torch's format) of uncompressed records:
     each is checked to fit in the bytes present before torch reads it, since
-    torch allocates a record's declared size up front.
+    torch allocates a record's declared size up front. The optimizer's state
+    is always under ``"optimizer"`` in the result (None: a version 1 model
+    file, which did not save it).
     """
     with _reading(path, _WEIGHTS):
         inner = zipfile.ZipFile(io.BytesIO(weights))
@@ -440,7 +457,47 @@ def _load_weights(weights, path):
         and isinstance(state.get("criterion"), dict)
     ):
         raise _invalid(path, f"{_WEIGHTS} does not hold the module's and criterion's weights")
+    training = state.get("training")
+    if version == 1 and isinstance(training, dict) and "optimizer" in training:
+        state["optimizer"] = training.pop("optimizer")  # a version 1 checkpoint
+    optimizer = state.setdefault("optimizer", None)
+    if not (optimizer is None and version == 1) and not _is_optimizer_state(optimizer):
+        raise _invalid(path, f"{_WEIGHTS} does not hold the optimizer's state")
     return state
+
+
+def _is_optimizer_state(state):
+    """Whether ``state`` has the layout of an optimizer's ``state_dict``.
+
+    Whether it fits the net (its parameters' number and shapes) is checked
+    when it is loaded into one (``sk_mmoe._checkpoint.restore_net``).
+    """
+    return (
+        isinstance(state, dict)
+        and isinstance(state.get("state"), dict)
+        and isinstance(state.get("param_groups"), list)
+        and all(isinstance(g, dict) for g in state["param_groups"])
+    )
+
+
+def _batch_size_from_history(history, batch_size):
+    """The batch size a fit of file version 1 trained with, read from its history.
+
+    "auto" resolved to one size for the fit's number of rows; a batch of
+    the history is smaller only when the whole training set was (so the
+    size of small data, ``resolve_batch_size("auto", 0)``, is the lower
+    bound).
+    """
+    if not isinstance(batch_size, str):
+        return batch_size
+    sizes = [
+        b.get("train_batch_size", 0)
+        for epoch in history
+        for b in epoch.get("batches", ())
+        if isinstance(b, dict)
+    ]
+    sizes = [s for s in sizes if _is_int(s, 1)]
+    return max([*sizes, resolve_batch_size(batch_size, 0)])
 
 
 # ---------------------------------------------------------- hyperparameters

@@ -295,5 +295,6 @@ for _klass, _alias in _ALIASES.items():
         _shape_calculator,
         _convert,
         parser=_parse,
-        options={"zipmap": [True, False], "nocl": [True, False]},
+        # no options: outputs are always plain label and probability tensors
+        # (skl2onnx's zipmap / nocl are not implemented, so they are refused)
     )

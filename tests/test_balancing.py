@@ -141,6 +141,87 @@ def test_gradnorm_ignores_a_task_without_labels_in_the_batch():
     torch.testing.assert_close(targets[:2], torch.tensor([1.5, 1.5]))
 
 
+# ------------------------------------------------------------- uncertainty
+def test_uncertainty_leaves_a_task_without_labels_in_the_batch_alone():
+    criterion = MultiTaskLoss(["regression"] * 3, [1, 1, 1], method="uncertainty")
+    with torch.no_grad():
+        criterion.log_vars.copy_(torch.tensor([0.3, -0.7, 1.2]))
+    losses = torch.tensor([0.5, 0.0, 2.0])  # task 1: no label in the batch
+    present = torch.tensor([True, False, True])
+    loss = criterion.total(losses, present)
+    loss.backward()
+    s = criterion.log_vars.detach()
+    expected = sum(torch.exp(-s[k]) * losses[k] + s[k] for k in (0, 2))
+    torch.testing.assert_close(loss.detach(), expected)
+    assert criterion.log_vars.grad[1] == 0
+    torch.testing.assert_close(
+        criterion.log_vars.grad[[0, 2]], 1 - torch.exp(-s[[0, 2]]) * 0.5 * torch.tensor([1.0, 4.0])
+    )
+
+
+@pytest.mark.parametrize("method", [None, "uncertainty"])
+def test_a_task_without_labels_in_the_batch_gets_finite_zero_gradients(method):
+    # a large weight on a task absent from the batch must not turn its 0 / 0
+    # into inf * 0 = NaN in the backward pass
+    criterion = MultiTaskLoss(
+        ["regression", "regression"], [1, 1], task_weights=[1.0, 10.0], method=method
+    )
+    if method == "uncertainty":
+        with torch.no_grad():
+            criterion.log_vars.fill_(-3.0)  # precision of about 20
+    y_pred = torch.zeros(4, 2, requires_grad=True)
+    y_true = torch.tensor([[1.0, float("nan"), 1.0]] * 4)
+    criterion(y_pred, y_true).backward()
+    assert torch.isfinite(y_pred.grad).all()
+    assert (y_pred.grad[:, 1] == 0).all()
+    assert (y_pred.grad[:, 0] < 0).all()
+
+
+class LabelledBatchLosses(Callback):
+    """Each task's mean training loss over the batches of the last epoch that label it."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.sums, self.counts = np.zeros(2), np.zeros(2)
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if not training:
+            return
+        losses, present = net.criterion_.labelled_task_losses(y_pred.detach(), batch[1])
+        labelled = np.ones(2, bool) if present is None else present.numpy()
+        self.sums += np.where(labelled, losses.numpy(), 0)
+        self.counts += labelled
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("labelled_batches", self.counts.tolist())
+        net.history.record("labelled_batch_loss", (self.sums / self.counts).tolist())
+
+
+@pytest.mark.filterwarnings("ignore:.*have no label for any task")
+def test_uncertainty_weights_reach_the_inverse_loss_of_a_sparsely_labelled_task():
+    # Kendall et al.: exp(-s) * L + s is least at s = log L, so the learned
+    # precision exp(-s) ends near 1 / (the task's loss on the batches that
+    # train it), however rarely the task is labelled
+    rng = np.random.RandomState(0)
+    n = 2000
+    X = rng.normal(size=(n, 2))
+    y = np.column_stack([X[:, 0] + 0.5 * rng.normal(size=n), X[:, 1] + rng.normal(size=n)])
+    y[rng.rand(n) > 0.05, 1] = np.nan  # task 1: 5% of rows, about 1 batch in 3
+    model = MMoERegressor(
+        task_weights="uncertainty",
+        missing_targets="ignore",
+        early_stopping=False,
+        callbacks=[LabelledBatchLosses()],
+        **fast(max_epochs=12, batch_size=8, lr=0.01),
+    ).fit(X, y)
+    history = model.net_.history
+    share = np.array(history[-1, "labelled_batches"]) / history[-1, "train_batch_count"]
+    assert share[0] == 1 and 0.2 < share[1] < 0.5
+    # the mean over the last epochs smooths the batch-to-batch noise of the losses
+    losses = np.mean(history[-4:, "labelled_batch_loss"], axis=0)
+    precision = model.net_.criterion_.weights().numpy()
+    np.testing.assert_allclose(precision * losses, 1.0, rtol=0.25)
+
+
 def _net(method, **params):
     """An initialised net for X and Y, and the training dataset."""
     hyper = MMoERegressor(task_weights=method, **fast(**params))._check_hyperparameters()
@@ -294,12 +375,19 @@ def test_methods_train_mixed_tasks_with_missing_labels_and_early_stopping(method
     ).fit(X, y, sample_weight=RNG.uniform(0.5, 2, len(X)))
     history = model.net_.history
     assert np.isfinite(history[:, "train_loss"]).all()
+    # it learns: the held-out loss falls
+    assert history[-1, "valid_loss"] < history[0, "valid_loss"]
     if method in ("uncertainty", "dwa", "gradnorm"):
         # validation compares epochs on one scale: the unweighted sum
         per_task = np.array([history[:, f"valid_loss_{n}"] for n in y.columns]).sum(0)
         np.testing.assert_allclose(history[:, "valid_loss"], per_task, rtol=1e-4)
     if method in ("dwa", "gradnorm"):
         np.testing.assert_allclose(np.sum(history[-1, "task_weights"]), 3.0, rtol=1e-5)
+    if method == "uncertainty":
+        # exp(-s) * L + s pulls the precision exp(-s) up for a loss below 1 (the
+        # binary task: about log 2) and down above 1 (3 classes: about log 3)
+        _, binary, multiclass = model.net_.criterion_.weights().numpy()
+        assert binary > 1 > multiclass
     assert model.predict(X).shape == (len(X), 3)
 
 

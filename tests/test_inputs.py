@@ -262,25 +262,41 @@ def test_save_load_and_pickle_keep_the_encoding(fitted, frame, tmp_path):
     np.testing.assert_array_equal(clone.predict(X), fitted.predict(X))
 
 
-def test_grid_search_over_embedding_dim(frame):
+def _embedding_widths(estimator):
+    """The widths of the fitted network's embedding tables, one per categorical column."""
+    (embedding,) = [m for m in estimator.module_.modules() if isinstance(m, CategoricalEmbedding)]
+    return [tuple(embedding.table(j).shape)[1] for j in range(len(embedding.dims))]
+
+
+def test_grid_search_over_embedding_dim(frame, fitted):
     X, y = frame
+    # the "score" of each fitted candidate is its total embedding width
     search = GridSearchCV(
-        MMoERegressor(**fast(max_epochs=2)), {"embedding_dim": [2, "auto"]}, cv=KFold(2)
+        MMoERegressor(**fast(max_epochs=2)),
+        {"embedding_dim": [2, "auto"]},
+        cv=KFold(2),
+        scoring=lambda estimator, X, y: float(sum(_embedding_widths(estimator))),
     ).fit(X, y)
     assert list(search.cv_results_["param_embedding_dim"]) == [2, "auto"]
+    auto = sum(_embedding_widths(fitted))  # fitted with embedding_dim="auto"
+    assert auto != 2 * 4
+    np.testing.assert_array_equal(search.cv_results_["mean_test_score"], [2 * 4, auto])
 
 
-def test_column_transformer_with_pandas_output_passes_categories_through(frame):
+def test_column_transformer_with_pandas_output_passes_categories_through(frame, fitted):
     X, y = frame
     pipe = make_pipeline(
         ColumnTransformer(
             [("num", StandardScaler(), ["age", "income"])], remainder="passthrough"
         ).set_output(transform="pandas"),
-        MMoERegressor(**fast(max_epochs=2)),
+        MMoERegressor(**fast(max_epochs=40, lr=0.01)),
     ).fit(X, y)
     est = pipe[-1]
     assert sum(est.is_categorical_) == 4
-    assert pipe.predict(X).shape == (len(X), 2)
+    assert _embedding_widths(est) == _embedding_widths(fitted)  # the same four embeddings
+    # the targets depend on the categories: learnt only if they come through as such
+    X_test, y_test = _frame(300, seed=1)
+    assert r2_score(y_test, pipe.predict(X_test), multioutput="raw_values").min() > 0.7
 
 
 def test_classifier_and_multitask_on_raw_frames(frame):

@@ -29,8 +29,10 @@ import torch
 from conftest import fast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from skorch.callbacks import Callback
 
-from sk_mmoe import MMoEMultiTask, MMoERegressor
+from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
+from sk_mmoe.callbacks import TrainingCheckpoint, resume_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.RandomState(0)
@@ -399,9 +401,42 @@ def _hostile_files(valid_bytes):
         "encrypted member": _encrypted(valid_bytes),
         "torch records claiming 4 GB": _signed(document, inflated),
         "weights not a state dict": _signed(document, _torch_bytes([torch.zeros(1000)])),
+        "no optimizer state": _signed(document, _with_optimizer(weights, None)),
+        "optimizer state of another shape": _signed(
+            document, _with_optimizer(weights, _reshaped_first_moment)
+        ),
+        "optimizer state of an unknown parameter": _signed(
+            document, _with_optimizer(weights, _state_of_unknown_parameter)
+        ),
+        "optimizer hyperparameter of another type": _signed(
+            document, _with_optimizer(weights, _lr_as_text)
+        ),
         "not a JSON object": _zip([("estimator.json", b"[1, 2]"), ("weights.pt", weights)]),
         "empty file": b"",
     }
+
+
+def _with_optimizer(weights, change):
+    """The weights with the optimizer's state dropped (``change`` None) or changed."""
+    state = torch.load(io.BytesIO(weights), weights_only=True)
+    if change is None:
+        del state["optimizer"]
+    else:
+        change(state["optimizer"])
+    return _torch_bytes(state)
+
+
+def _reshaped_first_moment(optimizer):
+    entry = optimizer["state"][0]
+    entry["exp_avg"] = torch.zeros(entry["exp_avg"].numel() + 1)
+
+
+def _state_of_unknown_parameter(optimizer):
+    optimizer["state"][10**6] = {"exp_avg": torch.zeros(3)}
+
+
+def _lr_as_text(optimizer):
+    optimizer["param_groups"][0]["lr"] = "0.001"
 
 
 def _torch_bytes(obj):
@@ -475,6 +510,10 @@ def _hostile_names():
         "encrypted member",
         "torch records claiming 4 GB",
         "weights not a state dict",
+        "no optimizer state",
+        "optimizer state of another shape",
+        "optimizer state of an unknown parameter",
+        "optimizer hyperparameter of another type",
         "not a JSON object",
         "empty file",
     ]
@@ -652,3 +691,96 @@ def test_load_leaves_the_global_random_state_alone(tmp_path):
     state = torch.random.get_rng_state()
     MMoERegressor.load(tmp_path / "m.skmmoe")
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+# ------------------------------------------- training on after save and load
+def _round_trip(model, path):
+    model.save(path)
+    return type(model).load(path)
+
+
+def test_auto_batch_size_survives_save_and_load(tmp_path):
+    # fitted on 100 rows the batches hold all 100; "auto" is still 256 rows
+    rng = np.random.RandomState(0)
+    X_big = rng.normal(size=(2000, 3))
+    y_big = X_big[:, :2] @ np.array([[1.0, 0.5], [-0.5, 1.0]])
+    model = MMoERegressor(warm_start=True, **fast(max_epochs=1))
+    model.fit(X_big[:100], y_big[:100])
+    loaded = _round_trip(model, tmp_path / "model.skmmoe")
+    model.fit(X_big, y_big)
+    loaded.fit(X_big, y_big)
+    assert model.net_.history[-1, "train_batch_count"] == 8  # 2000 rows / 256
+    assert loaded.net_.history[-1, "train_batch_count"] == 8
+    np.testing.assert_array_equal(loaded.predict(X_big), model.predict(X_big))
+
+
+def _regression_task():
+    return MMoERegressor, Y[["value"]].assign(twice=2 * Y["value"] - X[:, 2])
+
+
+def _classification_task():
+    return MMoEClassifier, Y[["side", "level"]]
+
+
+@pytest.mark.parametrize("task", [_regression_task, _classification_task])
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_training_on_after_save_and_load_is_training_on_without(task, how, tmp_path):
+    cls, y = task()
+    # Adam's moments and dropout make the continued fit depend on more than the weights
+    params = fast(max_epochs=3, batch_size=16, lr=0.01, dropout=0.2)
+    model = cls(warm_start=how == "warm_start", **params).fit(X, y)
+    loaded = _round_trip(model, tmp_path / "model.skmmoe")
+    for estimator in (model, loaded):
+        if how == "warm_start":
+            estimator.fit(X, y)
+        else:
+            estimator.partial_fit(X, y)
+            estimator.partial_fit(X, y)
+    assert len(loaded.net_.history) == len(model.net_.history) == (6 if how == "warm_start" else 5)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    if cls is MMoEClassifier:
+        for ours, theirs in zip(model.predict_proba(X), loaded.predict_proba(X)):
+            np.testing.assert_array_equal(theirs, ours)
+
+
+def _as_version_1(data):
+    """A file of version 2 rewritten as version 1 wrote it (same training state)."""
+    document, weights = _parts(data)
+    document = {**document, "version": 1}
+    del document["fitted"]["train_batch_size"]
+    state = torch.load(io.BytesIO(weights), weights_only=True)
+    optimizer = state.pop("optimizer")
+    if "training" in state:  # version 1 checkpoints kept it there
+        state["training"]["optimizer"] = optimizer
+    return _signed(document, _torch_bytes(state))
+
+
+class _Crash(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 3:
+            raise RuntimeError("power loss")
+
+
+def test_a_checkpoint_of_version_1_still_resumes(tmp_path):
+    path = tmp_path / "fit.ckpt"
+    params = fast(max_epochs=5, batch_size=16, lr=0.01, dropout=0.2)
+    with pytest.raises(RuntimeError, match="power loss"):
+        MMoERegressor(callbacks=[_Crash(), TrainingCheckpoint(path, every=2)], **params).fit(
+            X, Y[["value"]]
+        )
+    path.write_bytes(_as_version_1(path.read_bytes()))
+    resumed = resume_fit(MMoERegressor(**params), path, X, Y[["value"]])
+    whole = MMoERegressor(**params).fit(X, Y[["value"]])
+    np.testing.assert_array_equal(resumed.predict(X), whole.predict(X))
+
+
+def test_a_model_of_version_1_trains_on_with_its_batch_size(tmp_path):
+    # version 1 did not record the batch size: "auto" is read back from the
+    # history, and a fit on 60 rows still trained with "auto"'s 256 rows
+    model = MMoERegressor(warm_start=True, **fast(max_epochs=1)).fit(X, Y[["value"]])
+    path = tmp_path / "old.skmmoe"
+    model.save(path)
+    path.write_bytes(_as_version_1(path.read_bytes()))
+    loaded = MMoERegressor.load(path)
+    assert loaded.net_.batch_size == model.net_.batch_size == 256
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
