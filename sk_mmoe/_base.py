@@ -57,6 +57,10 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         embedding_dim="auto",
         min_frequency=1,
         numeric_scaling="auto",
+        numeric_embedding=None,
+        n_bins="auto",
+        numeric_embedding_dim=16,
+        frequency_scale=0.01,
         expert_units=(64,),
         tower_units=(32,),
         activation="relu",
@@ -93,6 +97,10 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         self.embedding_dim = embedding_dim
         self.min_frequency = min_frequency
         self.numeric_scaling = numeric_scaling
+        self.numeric_embedding = numeric_embedding
+        self.n_bins = n_bins
+        self.numeric_embedding_dim = numeric_embedding_dim
+        self.frequency_scale = frequency_scale
         self.expert_units = expert_units
         self.tower_units = tower_units
         self.activation = activation

@@ -27,6 +27,7 @@ from skorch.callbacks import Callback
 
 from ._modules import ACTIVATIONS
 from .architectures import ARCHITECTURES
+from .inputs import NUMERIC_EMBEDDINGS
 
 #: ``early_stopping="auto"`` stops early in ``fit`` on at least this many rows
 AUTO_EARLY_STOPPING_ROWS = 1_000
@@ -278,6 +279,55 @@ HYPERPARAMETERS = (
         trains as well as after a ``StandardScaler``; an all-numeric ``X``
         (array or DataFrame) is used as given, like a plain MLP would.
         ``"standard"``: always. None: never.
+        """,
+    ),
+    Hyperparameter(
+        "numeric_embedding",
+        None,
+        [None, StrOptions(NUMERIC_EMBEDDINGS)],
+        '{"piecewise_linear", "periodic"} or None',
+        """
+        A learned vector per numeric column, fed to the experts and gates
+        instead of the number itself (Gorishniy et al., 2022), for all columns
+        in one batched op. ``"piecewise_linear"``: the value encoded against
+        its column's quantile bins (``n_bins``, learnt in ``fit``; the
+        encoding TabM uses). ``"periodic"``: PLR, ``ReLU(Linear([cos, sin]))``
+        of learned frequencies (``frequency_scale``) on standardised values.
+        None: numbers, scaled as ``numeric_scaling`` says. The bins and
+        statistics are fitted state: ``partial_fit`` and ``warm_start`` keep
+        them, and save/load, pickle and ONNX export carry them.
+        """,
+    ),
+    Hyperparameter(
+        "n_bins",
+        "auto",
+        [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
+        'int >= 2 or "auto"',
+        """
+        ``numeric_embedding="piecewise_linear"`` only: quantile bins per
+        numeric column. ``"auto"``: 48, or fewer for a column with fewer
+        distinct values (one less than their number). An int larger than a
+        column's number of distinct values raises ``ValueError``; so does a
+        constant column (nothing to bin).
+        """,
+    ),
+    Hyperparameter(
+        "numeric_embedding_dim",
+        16,
+        [Interval(Integral, 1, None, closed="left")],
+        "int",
+        """
+        Width of each numeric column's embedding (with ``numeric_embedding``).
+        """,
+    ),
+    Hyperparameter(
+        "frequency_scale",
+        0.01,
+        [Interval(Real, 0, None, closed="neither")],
+        "float > 0",
+        """
+        ``numeric_embedding="periodic"`` only: the standard deviation of the
+        initial frequencies (larger: faster-varying functions of each value).
         """,
     ),
     Hyperparameter(

@@ -84,6 +84,11 @@ class InputValidation:
     def _new_input_encoder(self, X):
         """An unfitted encoder for categorical columns or scaling; None for plain numbers."""
         if issparse(X):
+            if self.numeric_embedding:
+                raise ValueError(
+                    f"numeric_embedding={self.numeric_embedding!r} cannot be used with a sparse "
+                    "X; pass a dense array or DataFrame, or numeric_embedding=None."
+                )
             if resolve_categorical(X, self.categorical_features, None) is not None:
                 raise ValueError(
                     "categorical_features cannot be used with a sparse X; pass a DataFrame, "
@@ -92,7 +97,7 @@ class InputValidation:
             return None
         raw = X if isinstance(X, pd.DataFrame) else _as_2d(X)
         mask = resolve_categorical(raw, self.categorical_features, getattr(raw, "columns", None))
-        if mask is None and self.numeric_scaling != "standard":
+        if mask is None and self.numeric_scaling != "standard" and not self.numeric_embedding:
             return None
         return InputEncoder(
             mask if mask is not None else np.zeros(raw.shape[1], dtype=bool),

@@ -9,7 +9,13 @@ one file with an :class:`InputBlock` subclass and one
 :func:`register_input_block` line below (see CONTRIBUTING.md).
 """
 
-from ._block import INPUT_BLOCKS, InputBlock, register_input_block, unregister_input_block
+from ._block import (
+    INPUT_BLOCKS,
+    NUMERIC_EMBEDDINGS,
+    InputBlock,
+    register_input_block,
+    unregister_input_block,
+)
 from ._categorical import (
     AUTO_EMBEDDING_CAP,
     MAX_CODES,
@@ -32,6 +38,7 @@ register_input_block(PeriodicBlock)
 __all__ = [
     "AUTO_EMBEDDING_CAP",
     "INPUT_BLOCKS",
+    "NUMERIC_EMBEDDINGS",
     "MAX_CODES",
     "MISSING",
     "OTHER",

@@ -20,6 +20,8 @@ name with :func:`register_input_block`; the name is written in saved files.
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 import numpy as np
 
 #: the registered input blocks by name (``InputBlock.kind``)
@@ -143,3 +145,28 @@ def register_input_block(block):
 def unregister_input_block(kind):
     """Remove the block registered as ``kind`` (for tests and plug-ins)."""
     del INPUT_BLOCKS[kind]
+
+
+class _NumericEmbeddings(Set):
+    """A live view of the registered numeric blocks but the plain one: ``numeric_embedding``'s
+    options (a block registered later is valid at once)."""
+
+    def _names(self):
+        return [k for k, b in INPUT_BLOCKS.items() if b.role == "numeric" and k != "numeric"]
+
+    @classmethod
+    def _from_iterable(cls, iterable):  # set operations give plain sets
+        return frozenset(iterable)
+
+    def __contains__(self, kind):
+        return kind in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+
+#: the values of ``numeric_embedding`` besides None, from the registry
+NUMERIC_EMBEDDINGS = _NumericEmbeddings()

@@ -163,7 +163,8 @@ def _check_bins(bins):
         raise ValueError("bins must be a non-empty list of 1-D arrays of edges, one per column.")
     out = []
     for j, edges in enumerate(bins):
-        edges = torch.as_tensor(edges, dtype=torch.float32).detach().cpu()
+        # on the CPU even under a meta device (a file's network is sized on one)
+        edges = torch.as_tensor(edges, dtype=torch.float32, device="cpu").detach()
         if edges.ndim != 1 or len(edges) < 2:
             raise ValueError(
                 f"bins[{j}] must be 1-D with at least 2 edges (one bin), got shape "

@@ -32,7 +32,7 @@ class FlatEmbedding(nn.Module):
         self.kind = kind
         layer = PiecewiseLinearEmbedding if kind == "piecewise_linear" else PeriodicEmbedding
         if kind == "piecewise_linear":
-            kwargs = {**kwargs, "bins": [torch.as_tensor(b) for b in kwargs["bins"]]}
+            kwargs = {**kwargs, "bins": [np.asarray(b, dtype=np.float32) for b in kwargs["bins"]]}
         self.embedding = layer(**kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
