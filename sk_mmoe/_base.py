@@ -31,6 +31,7 @@ from skorch.history import History
 
 from . import _persistence
 from ._checkpoint import TrainingRun, checkpointing
+from ._distributed import writes_files
 from ._factory import build_net
 from ._gates import GATE_CHECK_ROWS, summarize, warn_on_collapse
 from ._hyperparameters import (
@@ -579,12 +580,18 @@ class _BaseMMoE(BaseEstimator):
         If the save fails (a full disk, an interrupt), the temporary file is
         removed and a file already at ``path`` is left as it was.
 
+        Fitted with an ``accelerator`` in several processes, only the main
+        process (``accelerator.is_main_process``) writes the file; on the
+        others ``save`` does nothing (they hold the same model).
+
         Parameters
         ----------
         path : str or path-like
             Where to write the file.
         """
         check_is_fitted(self)
+        if not writes_files(self.accelerator):
+            return
         _persistence.save(
             path,
             self._saved(
