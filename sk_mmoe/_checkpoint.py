@@ -218,8 +218,8 @@ def _writes(net):
 
 
 def _storable(params):
-    """The hyperparameters a checkpoint records (callbacks are never stored)."""
-    return {**params, "callbacks": None}
+    """The hyperparameters a checkpoint records (never the callbacks or the accelerator)."""
+    return {**params, "callbacks": None, "accelerator": None}
 
 
 def _early_stopping(net):
