@@ -1,17 +1,18 @@
 """One model trained by two processes: ``accelerator=`` under ``torchrun``, on the CPU (gloo).
 
-Each test launches ``python -m torch.distributed.run --standalone
---nproc_per_node 2`` on a small script (``SCRIPT``) in a subprocess, with a
-timeout. Every process fits the same rows with an
+``python -m torch.distributed.run --standalone --nproc_per_node 2`` runs a
+small script (``SCRIPT``) in a subprocess, with a timeout, once for all its
+cases. Every process fits the same rows with an
 ``accelerate.Accelerator(cpu=True, device_placement=False)``; the estimator
 gives each its half of every epoch's batches and DDP averages the
 gradients. Each process writes what it ended with to a JSON file, which the
 tests compare: the same predictions on a common test set (to 1e-6), weights
 that moved from their initial values, files written by process 0 only, and
-the same epoch losses (so early stopping stops both at the same epoch).
+the same epoch losses (so early stopping stops both at the same epoch). A
+second launch runs ``examples/multi_gpu_accelerate.py`` on the CPU.
 
-About 15 s for the four launches on 2 CPU cores (most of it starting Python,
-torch and the process group).
+About 25 s for the two launches on a shared 2-core machine (most of it
+starting Python, torch and the process group).
 """
 
 import json
@@ -29,6 +30,7 @@ import sk_mmoe
 pytest.importorskip("accelerate")
 
 TIMEOUT = 120  # seconds per launch
+ROOT = Path(sk_mmoe.__file__).resolve().parents[1]
 
 SCRIPT = """
 import json, sys
@@ -108,15 +110,12 @@ accelerator.end_training()
 """
 
 
-def _launch(tmp_path, cases):
-    """Run ``SCRIPT`` on ``cases`` in two processes, one launch for all."""
-    script = tmp_path / "fit_two_processes.py"
-    script.write_text(SCRIPT)
+def _torchrun(args, cwd):
+    """Run ``python -m torch.distributed.run`` with 2 processes on ``args``; its output."""
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = "1"  # two processes on two cores
     # the sk_mmoe under test, whether installed or not
-    root = str(Path(sk_mmoe.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [
         sys.executable,
         "-m",
@@ -124,14 +123,12 @@ def _launch(tmp_path, cases):
         "--standalone",
         "--nproc_per_node",
         "2",
-        str(script),
-        str(tmp_path),
-        *cases,
+        *map(str, args),
     ]
     # a session of its own: on timeout the launcher and both workers are killed
     process = subprocess.Popen(
         command,
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -145,6 +142,14 @@ def _launch(tmp_path, cases):
         output, _ = process.communicate()
         pytest.fail(f"torchrun did not finish in {TIMEOUT} s:\n{output[-4000:]}")
     assert process.returncode == 0, f"torchrun failed:\n{output[-4000:]}"
+    return output
+
+
+def _launch(tmp_path, cases):
+    """Run ``SCRIPT`` on ``cases`` in two processes, one launch for all."""
+    script = tmp_path / "fit_two_processes.py"
+    script.write_text(SCRIPT)
+    _torchrun([script, tmp_path, *cases], cwd=tmp_path)
 
 
 CASES = ("early_stopping", "uncertainty", "plain", "different_rows")
@@ -221,3 +226,20 @@ def test_two_processes_with_fixed_task_weights(runs):
 def test_processes_with_different_rows_are_refused_on_every_process(runs):
     for record in _records(runs["different_rows"]):
         assert "different training rows" in record["error"]
+
+
+def test_example_runs_in_two_processes_on_the_cpu(tmp_path):
+    path = tmp_path / "model.skmmoe"
+    output = _torchrun(
+        [
+            ROOT / "examples" / "multi_gpu_accelerate.py",
+            "--device=cpu",
+            "--n-samples=600",
+            "--n-features=10",
+            "--max-epochs=2",
+            f"--save={path}",
+        ],
+        cwd=tmp_path,
+    )
+    assert output.count("2 process(es) on cpu: 2 epochs") == 1  # the main process prints
+    assert path.is_file()
