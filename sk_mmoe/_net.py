@@ -3,7 +3,10 @@
 skorch runs the training loop; this module swaps in a fast iterator (tensor
 slicing instead of row-by-row collation), a lean set of default callbacks
 and a per-batch path without skorch's repeated per-batch bookkeeping (see
-:class:`MMoENet`). It imports nothing else from the package.
+:class:`MMoENet`), and the net that trains through an ``accelerate``
+accelerator in several processes (:class:`AcceleratedMMoENet`). Of the
+package it imports only the tensor functions of ``_balancing`` and the
+cross-process helpers of ``_distributed``.
 """
 
 from __future__ import annotations
