@@ -484,14 +484,14 @@ class ProcessMeanScoring(PassthroughScoring):
     """
 
     def get_avg_score(self, history):
+        net = self._net
+        if n_processes(net.accelerator) == 1:
+            return super().get_avg_score(history)
         size_key = "train_batch_size" if self.on_train else "valid_batch_size"
         sizes, losses = (
             np.asarray(v, dtype=np.float64)
             for v in zip(*history[-1, "batches", :, [size_key, self.name]])
         )
-        net = self._net
-        if n_processes(net.accelerator) == 1:
-            return super().get_avg_score(history)
         local = torch.tensor(
             [float((sizes * losses).sum()), float(sizes.sum())], dtype=torch.float64
         )
