@@ -30,10 +30,10 @@ from numbers import Integral
 import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping
-from skorch.hf import AccelerateMixin
 from skorch.history import History
 
 from . import _persistence
+from ._distributed import writes_files
 
 #: hyperparameters that may differ between the interrupted fit and its resumption
 _FREE_PARAMS = ("callbacks", "verbose")
@@ -96,8 +96,9 @@ class TrainingCheckpoint(Callback):
     for large models or short epochs. Stateful callbacks of your own (e.g.
     skorch's ``LRScheduler``) are not saved and start afresh on resume;
     early stopping (``early_stopping=True`` or skorch ``EarlyStopping``
-    callbacks) resumes exactly. Not for ``accelerator=`` runs, where every
-    process would write the file.
+    callbacks) resumes exactly. In an ``accelerator=`` run with several
+    processes only the main process writes the file (every process holds
+    the same model).
 
     Examples
     --------
@@ -148,11 +149,6 @@ class TrainingCheckpoint(Callback):
             raise TypeError(
                 "TrainingCheckpoint works in the callbacks of the sk_mmoe estimators only."
             )
-        if isinstance(net, AccelerateMixin):
-            raise ValueError(
-                "TrainingCheckpoint does not support accelerator= runs (every process "
-                "would write the file)."
-            )
         if torch.device(net.device).type not in ("cpu", "cuda"):
             raise ValueError(
                 f"TrainingCheckpoint saves the random state of CPU and CUDA devices only, "
@@ -173,7 +169,7 @@ class TrainingCheckpoint(Callback):
             What skorch passes (unused).
         """
         done = len(net.history) - self.run_.history_start
-        if len(net.history) % self.every == 0 and done < self.run_.epochs:
+        if len(net.history) % self.every == 0 and done < self.run_.epochs and _writes(net):
             _write(self.path, net, self.run_, finished=False)
 
     def on_train_end(self, net, **kwargs):
@@ -193,13 +189,18 @@ class TrainingCheckpoint(Callback):
         stopped = any(
             getattr(cb, "misses_", None) == cb.patience for cb in _early_stopping(net).values()
         )
-        if done == self.run_.epochs or stopped:
+        if (done == self.run_.epochs or stopped) and _writes(net):
             _write(self.path, net, self.run_, finished=True)
 
 
+def _writes(net):
+    """Whether this process writes checkpoints (the main one of an accelerator= run)."""
+    return writes_files(getattr(net, "accelerator", None))
+
+
 def _storable(params):
-    """The hyperparameters a checkpoint records (callbacks are never stored)."""
-    return {**params, "callbacks": None}
+    """The hyperparameters a checkpoint records (never the callbacks or the accelerator)."""
+    return {**params, "callbacks": None, "accelerator": None}
 
 
 def _early_stopping(net):

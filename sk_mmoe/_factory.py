@@ -14,7 +14,7 @@ from skorch.callbacks import EarlyStopping
 
 from ._callbacks import DivergenceGuard, TaskConflict, TaskValidationLoss, TaskWeightHistory
 from ._loss import MultiTaskLoss
-from ._net import AcceleratedMMoENet, BatchIterator, MMoENet
+from ._net import AcceleratedMMoENet, BatchIterator, MMoENet, PlainModulesAccelerator
 from .architectures import ARCHITECTURES
 from .inputs import InputNetwork
 
@@ -84,9 +84,12 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
     if accelerator is not None:
         net_class = AcceleratedMMoENet
         extra = {
-            "accelerator": accelerator,
+            # the net's module and loss stay plain modules; their DDP wrappers
+            # run the training step (see PlainModulesAccelerator)
+            "accelerator": PlainModulesAccelerator(accelerator),
             # each process trains on its share of every epoch's batches;
-            # validation is not split, so every process stops alike
+            # validation is not split, and the epoch's losses are averaged
+            # over the processes, so every process stops at the same epoch
             "iterator_train__num_shards": accelerator.num_processes,
             "iterator_train__shard": accelerator.process_index,
         }

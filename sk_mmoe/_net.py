@@ -3,8 +3,10 @@
 skorch runs the training loop; this module swaps in a fast iterator (tensor
 slicing instead of row-by-row collation), a lean set of default callbacks
 and a per-batch path without skorch's repeated per-batch bookkeeping (see
-:class:`MMoENet`). Of the package it imports only ``_balancing`` (the
-per-task gradient functions of its balancing step).
+:class:`MMoENet`), and the net that trains through an ``accelerate``
+accelerator in several processes (:class:`AcceleratedMMoENet`). Of the
+package it imports only the tensor functions of ``_balancing`` and the
+cross-process helpers of ``_distributed``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 from skorch.hf import AccelerateMixin
-from skorch.utils import TeeGenerator
+from skorch.utils import TeeGenerator, to_tensor
 
 from ._balancing import (
     cosine_and_norms,
@@ -27,6 +29,7 @@ from ._balancing import (
     random_orders,
     task_gradients,
 )
+from ._distributed import all_reduce_sum, broadcast_rng_state, check_same_rows, n_processes
 
 
 class TensorDataset(torch.utils.data.Dataset):
@@ -419,15 +422,175 @@ def _listeners(callbacks, hook):
     return [cb for _, cb in callbacks if getattr(type(cb), hook, noop) is not noop]
 
 
+class PlainModulesAccelerator:
+    """An ``accelerate.Accelerator`` as :class:`AcceleratedMMoENet` hands it to skorch.
+
+    skorch's :class:`~skorch.hf.AccelerateMixin` replaces the net's module
+    and criterion by what ``accelerator.prepare`` returns. Across processes
+    that is a ``DistributedDataParallel`` wrapper, which hides the module's
+    attributes (its ``auxiliary_loss``, the loss's weighting methods), adds
+    ``"module."`` to every key of its ``state_dict`` (so early stopping's
+    best weights no longer load once the module is unwrapped) and cannot
+    wrap a module without trainable parameters (the loss with fixed task
+    weights: DDP raises).
+
+    This object gives skorch the modules back as they are and keeps what
+    ``prepare`` made of each aside (:meth:`prepared`), for the net's training
+    step; a module without trainable parameters is not prepared at all (it
+    has no gradient to synchronise). Everything else (optimizers, iterators,
+    ``backward``, ``autocast``, ``is_main_process``, ...) is the accelerator's.
+
+    Parameters
+    ----------
+    accelerator : accelerate.Accelerator
+        The estimator's accelerator.
+    """
+
+    def __init__(self, accelerator):
+        self.accelerator = accelerator
+        self._prepared = {}
+
+    def __getattr__(self, name):
+        # called only for names this object lacks: the accelerator's
+        accelerator = self.__dict__.get("accelerator")
+        if accelerator is None:
+            raise AttributeError(name)
+        return getattr(accelerator, name)
+
+    def prepare(self, obj):
+        """``obj`` prepared by the accelerator; a module is returned as it is.
+
+        Parameters
+        ----------
+        obj : object
+            What skorch prepares: a module, criterion, optimizer, iterator or
+            learning-rate scheduler.
+
+        Returns
+        -------
+        object
+            ``obj`` itself for a ``torch.nn.Module``, else what
+            ``accelerator.prepare(obj)`` returns.
+        """
+        if not isinstance(obj, torch.nn.Module):
+            return self.accelerator.prepare(obj)
+        if any(p.requires_grad for p in obj.parameters()):
+            self._prepared[obj] = self.accelerator.prepare(obj)
+        return obj
+
+    def prepared(self, module):
+        """What ``prepare`` made of ``module`` (a DDP wrapper), or ``module`` itself."""
+        return self._prepared.get(module, module)
+
+
+class ProcessMeanScoring(PassthroughScoring):
+    """skorch's :class:`~skorch.callbacks.PassthroughScoring` over all processes.
+
+    The epoch's loss is the mean of every process's batch losses, weighted
+    by batch size: the same number on every process, so that decisions taken
+    on it (early stopping, the divergence guard) agree and no process waits
+    for another that stopped.
+    """
+
+    def get_avg_score(self, history):
+        net = self._net
+        if n_processes(net.accelerator) == 1:
+            return super().get_avg_score(history)
+        size_key = "train_batch_size" if self.on_train else "valid_batch_size"
+        sizes, losses = (
+            np.asarray(v, dtype=np.float64)
+            for v in zip(*history[-1, "batches", :, [size_key, self.name]])
+        )
+        local = torch.tensor(
+            [float((sizes * losses).sum()), float(sizes.sum())], dtype=torch.float64
+        )
+        total, weight = all_reduce_sum(local, net.device).tolist()
+        return total / weight
+
+    def on_epoch_end(self, net, **kwargs):
+        self._net = net  # for get_avg_score, which skorch hands the history only
+        try:
+            super().on_epoch_end(net, **kwargs)
+        finally:
+            self._net = None
+
+
+#: DWA's running sums over an epoch's batches (buffers of the loss module):
+#: summed over the processes before the epoch's weights are derived from them
+_EPOCH_SUMS = ("epoch_loss_sum", "epoch_batches")
+
+
 class AcceleratedMMoENet(AccelerateMixin, MMoENet):
     """:class:`MMoENet` trained through an ``accelerate.Accelerator``.
 
     skorch's :class:`~skorch.hf.AccelerateMixin` runs each step under the
-    accelerator (``backward``, mixed precision, gradient synchronisation);
-    the estimators shard the training batches across processes themselves
+    accelerator (``backward``, mixed precision, gradient accumulation) and
+    prepares the module, loss, optimizer and iterators. The accelerator is
+    handed to it as a :class:`PlainModulesAccelerator`: ``module_`` and
+    ``criterion_`` stay plain modules, and the training step runs the
+    forward pass through their prepared (``DistributedDataParallel``)
+    versions, which synchronise the gradients of the network and of a loss
+    with learned weights (``task_weights="uncertainty"``).
+
+    The estimators shard the training batches across processes themselves
     (``BatchIterator(num_shards=, shard=)``), since ``accelerate`` only
-    shards ``DataLoader`` objects.
+    shards ``DataLoader`` objects. With several processes, each fit call
+    also
+
+    - checks that every process holds the same training rows (a clear
+      ``ValueError`` on every process otherwise, never a hang);
+    - gives every process the random state of process 0 (the same
+      permutation of the rows each epoch, sharded);
+    - records ``train_loss`` and ``valid_loss`` averaged over all processes
+      (:class:`ProcessMeanScoring`), so early stopping stops every process at
+      the same epoch, and sums DWA's epoch losses over them.
     """
+
+    @property
+    def _default_callbacks(self):
+        return [
+            (name, ProcessMeanScoring(name=cb.name, on_train=cb.on_train))
+            if isinstance(cb, PassthroughScoring)
+            else (name, cb)
+            for name, cb in super()._default_callbacks
+        ]
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if n_processes(self.accelerator) > 1:
+            if isinstance(X, TensorDataset):
+                check_same_rows(X, self.device)
+            broadcast_rng_state(self.device)
+
+    def on_epoch_end(self, net, **kwargs):
+        super().on_epoch_end(net, **kwargs)
+        criterion = self.criterion_
+        if n_processes(self.accelerator) > 1 and hasattr(criterion, _EPOCH_SUMS[0]):
+            sums = [getattr(criterion, name) for name in _EPOCH_SUMS]
+            total = all_reduce_sum(torch.cat([s.reshape(-1) for s in sums]), self.device)
+            for s, part in zip(sums, total.split([s.numel() for s in sums])):
+                s.copy_(part.view_as(s))
+
+    def train_step(self, batch, **fit_params):
+        # as AccelerateMixin.train_step, with the prepared module: accelerate
+        # skips the gradient synchronisation of a DDP module between
+        # accumulation steps, not of a plain one
+        with self.accelerator.accumulate(self.accelerator.prepared(self.module_)):
+            return MMoENet.train_step(self, batch, **fit_params)
+
+    def train_step_single(self, batch, **fit_params):
+        # the module is already in train mode (set by run_single_epoch)
+        Xi, yi = batch
+        module = self.accelerator.prepared(self.module_)
+        criterion = self.accelerator.prepared(self.criterion_)
+        with self.accelerator.autocast():
+            y_pred = module(to_tensor(Xi, device=self.device), **fit_params)
+            loss = criterion(y_pred, to_tensor(yi, device=self.device))
+            extra = _auxiliary_loss(self.module_)
+            if extra is not None:
+                loss = loss + extra
+        self.accelerator.backward(loss)
+        return {"loss": loss, "y_pred": y_pred}
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:

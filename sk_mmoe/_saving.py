@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._checkpoint import restore_net
+from ._distributed import writes_files
 from ._net import seeded
 
 
@@ -37,12 +38,18 @@ class Persistence:
         If the save fails (a full disk, an interrupt), the temporary file is
         removed and a file already at ``path`` is left as it was.
 
+        Fitted with an ``accelerator`` in several processes, only the main
+        process (``accelerator.is_main_process``) writes the file; on the
+        others ``save`` does nothing (they hold the same model).
+
         Parameters
         ----------
         path : str or path-like
             Where to write the file.
         """
         check_is_fitted(self)
+        if not writes_files(self.accelerator):
+            return
         _persistence.save(
             path,
             self._saved(

@@ -144,7 +144,7 @@ def test_accelerator_parameter_trains_through_accelerate_mixin(data):
     reg.fit(X, Y)
     net = reg.net_
     assert isinstance(net, AccelerateMixin)
-    assert net.accelerator is accelerator
+    assert net.accelerator.accelerator is accelerator  # behind PlainModulesAccelerator
     kinds = {type(obj).__name__ for obj in accelerator.prepared}
     assert {type(reg.module_).__name__, "Adam", "BatchIterator"} <= kinds
     # every training step went through the accelerator's backward
@@ -194,5 +194,5 @@ def test_accelerated_fit_is_quiet_when_verbose_is_0(data, capsys):
 def test_example_with_accelerate_on_cpu(example):
     pytest.importorskip("accelerate")
     reg = example.main(["--device", "cpu", "--n-samples", "600", "--max-epochs", "2"])
-    assert type(reg.net_.accelerator).__name__ == "Accelerator"
+    assert type(reg.net_.accelerator.accelerator).__name__ == "Accelerator"
     assert np.isfinite(reg.predict(np.zeros((3, 100)))).all()

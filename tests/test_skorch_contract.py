@@ -6,12 +6,21 @@
 per-batch path than skorch's; see ``sk_mmoe/_net.py``). ``pyproject.toml``
 pins skorch to the tested major version; this test fails with a clear
 message if a skorch release renames or re-signs any of them.
+
+``AcceleratedMMoENet`` (``accelerator=``) also relies on how skorch's
+``AccelerateMixin`` uses the accelerator it is given: it hands the module
+and the criterion to ``accelerator.prepare`` and keeps what that returns
+(``PlainModulesAccelerator`` returns them as they are), and it runs each
+step through ``accelerator.backward``.
 """
 
+import contextlib
 import inspect
 
 import pytest
+import torch
 from skorch import NeuralNet
+from skorch.hf import AccelerateMixin
 
 #: method -> the parameters sk_mmoe passes or overrides, in order
 CONTRACT = {
@@ -46,3 +55,75 @@ def test_skorch_still_has_what_mmoenet_uses(name):
         f"skorch.NeuralNet.{name} now takes {params}; sk_mmoe._net.MMoENet was "
         f"written for {expected}."
     )
+
+
+class _Recorder:
+    """What ``AccelerateMixin`` calls on an accelerator, recorded (one process)."""
+
+    device_placement = False
+    is_main_process = True
+    num_processes = 1
+
+    def __init__(self):
+        self.prepared = []
+        self.n_backward = 0
+
+    def prepare(self, obj):
+        self.prepared.append(obj)
+        return obj
+
+    def accumulate(self, model):
+        return contextlib.nullcontext()
+
+    def autocast(self):
+        return contextlib.nullcontext()
+
+    def backward(self, loss):
+        self.n_backward += 1
+        loss.backward()
+
+    def wait_for_everyone(self):
+        pass
+
+    def unwrap_model(self, model, keep_fp32_wrapper=True):
+        return model
+
+    def gather_for_metrics(self, output):
+        return output
+
+
+class _AcceleratedNet(AccelerateMixin, NeuralNet):
+    pass
+
+
+def test_accelerate_mixin_prepares_module_and_criterion_and_keeps_what_prepare_returns():
+    accelerator = _Recorder()
+    net = _AcceleratedNet(
+        torch.nn.Linear(3, 1),
+        criterion=torch.nn.MSELoss,
+        accelerator=accelerator,
+        device=None,
+        max_epochs=1,
+        train_split=None,
+    ).initialize()
+    assert any(obj is net.module_ for obj in accelerator.prepared), (
+        "skorch's AccelerateMixin no longer prepares the module; "
+        "sk_mmoe._net.PlainModulesAccelerator relies on it."
+    )
+    assert any(obj is net.criterion_ for obj in accelerator.prepared), (
+        "skorch's AccelerateMixin no longer prepares the criterion; "
+        "sk_mmoe._net.PlainModulesAccelerator relies on it."
+    )
+    X, y = torch.zeros(8, 3), torch.zeros(8, 1)
+    net.partial_fit(X, y)
+    assert accelerator.n_backward == 1, "AccelerateMixin no longer uses accelerator.backward"
+
+
+def test_accelerate_mixin_still_has_the_hooks_accelerated_mmoenet_uses():
+    for name in ("train_step", "train_step_single", "on_train_end", "initialize"):
+        assert name in vars(AccelerateMixin), (
+            f"skorch.hf.AccelerateMixin.{name} is gone; sk_mmoe._net.AcceleratedMMoENet "
+            "was written for it."
+        )
+    params = inspect.signature(AccelerateMixin.__init__).parameters
+    assert "accelerator" in params and "unwrap_after_train" in params
