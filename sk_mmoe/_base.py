@@ -59,6 +59,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         categorical_features="from_dtype",
         embedding_dim="auto",
         min_frequency=1,
+        one_hot_max_categories=None,
         numeric_scaling="auto",
         expert_units=(64,),
         tower_units=(32,),
@@ -95,6 +96,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
         self.min_frequency = min_frequency
+        self.one_hot_max_categories = one_hot_max_categories
         self.numeric_scaling = numeric_scaling
         self.expert_units = expert_units
         self.tower_units = tower_units
