@@ -113,12 +113,19 @@ def time_column_error(name, dtype):
 def check_no_time_columns(X, is_categorical=None):
     """Raise :func:`time_column_error` for a numeric DataFrame column of dates or durations.
 
-    Reads the dtypes only (no values); ``is_categorical`` marks the columns
-    exempt (categorical by the user's choice).
+    Reads the dtypes, and the values of object columns only (an object
+    column of Timestamps); ``is_categorical`` marks the columns exempt
+    (categorical by the user's choice).
     """
     for j, dtype in enumerate(X.dtypes):
-        if _is_time_dtype(dtype) and (is_categorical is None or not is_categorical[j]):
+        if is_categorical is not None and is_categorical[j]:
+            continue
+        if _is_time_dtype(dtype):
             raise time_column_error(X.columns[j], dtype)
+        if pd.api.types.is_object_dtype(dtype):
+            kind = pd.api.types.infer_dtype(X.iloc[:, j], skipna=True)
+            if kind in _TIME_KINDS:
+                raise time_column_error(X.columns[j], f"{kind} values")
 
 
 def numeric_column(series, name):
