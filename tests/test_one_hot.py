@@ -125,6 +125,15 @@ def test_few_categories_go_one_hot_the_others_are_embedded(fitted, frame):
     np.testing.assert_array_equal(inputs[:, 1:6], np.eye(5)[codes])
 
 
+def test_the_order_of_the_columns_does_not_matter(fitted, frame):
+    """The encoded matrix is numeric, one-hot, embedding whatever the order of ``X``."""
+    X, y = frame
+    order = ["x", "big", "small"]
+    est = MMoERegressor(one_hot_max_categories=3, **fast(max_epochs=3)).fit(X[order], y)
+    assert [c.tolist() for c in est.input_encoder_.columns_] == [[0], [2], [1]]
+    np.testing.assert_array_equal(est.predict(X[order]), fitted.predict(X))
+
+
 def test_predictions_do_not_depend_on_the_batch(fitted, frame):
     X, _ = frame
     full = fitted.predict(X)
