@@ -284,6 +284,16 @@ def test_a_file_saved_before_one_hot_blocks_loads(frame, tmp_path):
     assert again.predict(X.iloc[:6]).tolist() == FORMAT2_PREDICTIONS
 
 
+def test_an_encoder_pickled_before_column_lists_unpickles(frame):
+    X, y = frame
+    est = MMoERegressor(**fast(max_epochs=1)).fit(X, y)
+    expected = est.predict(X)
+    del est.input_encoder_.columns_  # as pickled before blocks listed their columns
+    clone = pickle.loads(pickle.dumps(est))
+    assert [c.tolist() for c in clone.input_encoder_.columns_] == [[2], [0, 1]]
+    np.testing.assert_array_equal(clone.predict(X), expected)
+
+
 def test_a_version_1_record_loads():
     record = {
         "is_categorical": [True, False],

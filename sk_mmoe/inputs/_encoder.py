@@ -68,6 +68,15 @@ class InputEncoder:
         self.is_categorical = np.asarray(is_categorical, dtype=bool)
         self.settings = dict(settings or {})
 
+    def __setstate__(self, state):
+        # an encoder pickled before ``columns_`` existed had one block per role
+        self.__dict__.update(state)
+        if "blocks_" in state and "columns_" not in state:
+            self.columns_ = [
+                np.flatnonzero(self.is_categorical == (b.role == "categorical"))
+                for b in self.blocks_
+            ]
+
     # ----------------------------------------------------------- the blocks
     @property
     def n_numeric(self):
