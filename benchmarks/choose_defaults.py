@@ -75,6 +75,9 @@ CANDIDATES = {
     "smooth_clip": ({}, True),
     "embedding_8": ({"embedding_dim": 8}, False),
     "min_frequency_10": ({"min_frequency": 10}, False),
+    # RealMLP's rule: one-hot for few categories, embeddings above
+    "one_hot_9": ({"one_hot_max_categories": 9}, False),
+    "one_hot_32": ({"one_hot_max_categories": 32}, False),
     # the task-balancing methods against fixed weights, on real data
     "uncertainty": ({"task_weights": "uncertainty"}, False),
     "dwa": ({"task_weights": "dwa"}, False),

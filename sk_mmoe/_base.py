@@ -56,6 +56,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         categorical_features="from_dtype",
         embedding_dim="auto",
         min_frequency=1,
+        one_hot_max_categories=None,
         numeric_scaling="auto",
         numeric_embedding=None,
         n_bins="auto",
@@ -96,6 +97,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
         self.min_frequency = min_frequency
+        self.one_hot_max_categories = one_hot_max_categories
         self.numeric_scaling = numeric_scaling
         self.numeric_embedding = numeric_embedding
         self.n_bins = n_bins

@@ -268,6 +268,21 @@ HYPERPARAMETERS = (
         """,
     ),
     Hyperparameter(
+        "one_hot_max_categories",
+        None,
+        [None, Interval(Integral, 0, None, closed="left")],
+        "int or None",
+        """
+        Categorical columns with at most this many categories (counted after
+        ``min_frequency`` grouping, not counting "missing" and "other") are
+        one-hot encoded inside the network, the others embedded (as RealMLP
+        does with 9). A one-hot column of ``n`` categories feeds the experts
+        and gates ``n + 2`` columns of 0 and 1 ("missing" and "other" are
+        categories of their own); a column named in an ``embedding_dim`` dict
+        is always embedded. None or 0: every categorical column is embedded.
+        """,
+    ),
+    Hyperparameter(
         "numeric_scaling",
         "auto",
         [None, StrOptions({"auto", "standard"})],

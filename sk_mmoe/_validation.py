@@ -16,6 +16,7 @@ from sklearn.utils.validation import validate_data
 from ._frames import as_pandas
 from ._inference import check_float32_range
 from .inputs import InputEncoder, resolve_categorical
+from .inputs._columns import check_no_time_columns
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -39,6 +40,8 @@ class InputValidation:
         elif self._plain_floats(X):
             return X
         if self.input_encoder_ is None:
+            if isinstance(X, pd.DataFrame):
+                check_no_time_columns(X)
             X = validate_data(
                 self,
                 X,

@@ -222,8 +222,7 @@ def _network_input(builder, model, inputs):
         pieces = [as_numbers(builder, v, TensorProto.FLOAT, "x") for v in inputs]
         return concat(builder, pieces, "x")
     pieces = []
-    for block in encoder.blocks_:
-        positions = np.flatnonzero(encoder.is_categorical == (block.role == "categorical"))
+    for block, positions in zip(encoder.blocks_, encoder.columns_):
         if block.role == "categorical":  # one tensor per column
             groups = [[p] for p in positions]
         else:  # one tensor per graph input

@@ -6,12 +6,11 @@ import numbers
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from ._block import InputBlock
-from ._columns import codes, unhashable, values_from_dict, values_to_dict
+from ._columns import codes, frequent_categories, values_from_dict, values_to_dict
 
 #: codes are stored as float32 numbers: exact below this
 MAX_CODES = 2**24
@@ -81,7 +80,85 @@ class CategoricalEmbedding(nn.Module):
         return self.weight[index]  # (B, D)
 
 
-class CategoricalEmbeddingBlock(InputBlock):
+class CategoryCodes(InputBlock):
+    """Base of the blocks that read categorical columns as codes (0 missing, 1 "other", 2 + i).
+
+    Owns what every such block shares: the categories kept in fit (those
+    seen in at least ``min_frequency`` rows, read from the settings), the
+    encoded matrix (one float32 code per column), its ONNX emitter and the
+    categories' file codec. A subclass adds its module and its own fitted
+    widths. Not registered itself.
+
+    Attributes
+    ----------
+    categories_ : list of ndarray
+        The categories of each column that have their own code, in code
+        order (code ``2 + i`` is ``categories_[j][i]``).
+    """
+
+    role = "categorical"
+
+    def __init__(self, names, settings=None):
+        super().__init__(names)
+        settings = settings or {}
+        self.min_frequency = int(settings.get("min_frequency", 1))
+
+    @property
+    def cardinalities(self):
+        """Codes of each column: its categories plus "missing" and "other"."""
+        return [len(c) + 2 for c in self.categories_]
+
+    def fit(self, data, categories=None):
+        """Learn each column's categories (or take ``categories``, one array per column).
+
+        The encoder passes ``categories`` when it has already counted them
+        (to choose between blocks), so the columns are counted once.
+        """
+        if categories is None:
+            categories = [
+                frequent_categories(col, name, self.min_frequency)
+                for col, name in zip(data, self.names)
+            ]
+        self.categories_ = list(categories)
+        for cats, name in zip(self.categories_, self.names):
+            if len(cats) + 2 > MAX_CODES:
+                raise ValueError(
+                    f"X column {name!r} has {len(cats)} categories; an embedding indexes at "
+                    f"most {MAX_CODES - 2}. Raise min_frequency to group rare ones."
+                )
+        return self
+
+    def transform(self, data):
+        out = np.empty((len(data[0]) if data else 0, len(data)), dtype=np.float32)
+        for j, (col, cats) in enumerate(zip(data, self.categories_)):
+            out[:, j] = codes(col, cats, self.names[j])
+        return out
+
+    def emit_encoding(self, builder, columns):
+        from ._onnx import FLOAT, category_codes, concat
+
+        pieces = [
+            category_codes(builder, column, cats, name)
+            for column, cats, name in zip(columns, self.categories_, self.names)
+        ]
+        return builder.node("Cast", [concat(builder, pieces, "codes")], "codes", to=FLOAT)
+
+    def to_dict(self):
+        return {
+            "min_frequency": self.min_frequency,
+            "categories": [values_to_dict(c) for c in self.categories_],
+        }
+
+    @classmethod
+    def from_dict(cls, names, data):
+        block = cls(names, {"min_frequency": data["min_frequency"]})
+        block.categories_ = [values_from_dict(c) for c in data["categories"]]
+        if len(block.categories_) != len(block.names):
+            raise ValueError("the categorical columns do not match their categories")
+        return block
+
+
+class CategoricalEmbeddingBlock(CategoryCodes):
     """Categorical columns as codes (0 missing, 1 "other", 2 + i), embedded by the network.
 
     Reads ``embedding_dim`` and ``min_frequency`` from the settings.
@@ -96,40 +173,20 @@ class CategoricalEmbeddingBlock(InputBlock):
     """
 
     kind = "embedding"
-    role = "categorical"
     module_name = "embedding"
 
     def __init__(self, names, settings=None):
-        super().__init__(names)
-        settings = settings or {}
-        self.embedding_dim = settings.get("embedding_dim", "auto")
-        self.min_frequency = int(settings.get("min_frequency", 1))
-
-    @property
-    def cardinalities(self):
-        """Codes of each column: its categories plus "missing" and "other"."""
-        return [len(c) + 2 for c in self.categories_]
+        super().__init__(names, settings)
+        self.embedding_dim = (settings or {}).get("embedding_dim", "auto")
 
     @property
     def n_outputs(self):
         return sum(self.embedding_dims_)
 
-    def fit(self, data):
-        self.categories_ = [self._frequent(col, name) for col, name in zip(data, self.names)]
-        for cats, name in zip(self.categories_, self.names):
-            if len(cats) + 2 > MAX_CODES:
-                raise ValueError(
-                    f"X column {name!r} has {len(cats)} categories; an embedding indexes at "
-                    f"most {MAX_CODES - 2}. Raise min_frequency to group rare ones."
-                )
+    def fit(self, data, categories=None):
+        super().fit(data, categories)
         self.embedding_dims_ = self._dims()
         return self
-
-    def transform(self, data):
-        out = np.empty((len(data[0]) if data else 0, len(data)), dtype=np.float32)
-        for j, (col, cats) in enumerate(zip(data, self.categories_)):
-            out[:, j] = codes(col, cats, self.names[j])
-        return out
 
     def module_spec(self):
         return CategoricalEmbedding, {
@@ -139,15 +196,6 @@ class CategoricalEmbeddingBlock(InputBlock):
 
     def size_hints(self):
         return [*self.cardinalities, *self.embedding_dims_]
-
-    def emit_encoding(self, builder, columns):
-        from ._onnx import FLOAT, category_codes, concat
-
-        pieces = [
-            category_codes(builder, column, cats, name)
-            for column, cats, name in zip(columns, self.categories_, self.names)
-        ]
-        return builder.node("Cast", [concat(builder, pieces, "codes")], "codes", to=FLOAT)
 
     @staticmethod
     def emit_module(builder, module, x):
@@ -164,36 +212,17 @@ class CategoricalEmbeddingBlock(InputBlock):
         return builder.node("Gather", [weight, index], "embedded", axis=0)
 
     def to_dict(self):
-        return {
-            "embedding_dims": list(self.embedding_dims_),
-            "min_frequency": self.min_frequency,
-            "categories": [values_to_dict(c) for c in self.categories_],
-        }
+        return {"embedding_dims": list(self.embedding_dims_), **super().to_dict()}
 
     @classmethod
     def from_dict(cls, names, data):
-        block = cls(names, {"min_frequency": data["min_frequency"]})
-        block.categories_ = [values_from_dict(c) for c in data["categories"]]
+        block = super().from_dict(names, data)
         block.embedding_dims_ = [int(d) for d in data["embedding_dims"]]
-        if len(block.categories_) != len(block.names) or len(block.embedding_dims_) != len(
-            block.categories_
-        ):
+        if len(block.embedding_dims_) != len(block.categories_):
             raise ValueError("the categorical columns do not match their categories")
         return block
 
     # ------------------------------------------------------------- internals
-    def _frequent(self, column, name):
-        """Categories seen in at least ``min_frequency`` rows, sorted where comparable."""
-        try:
-            counts = pd.Series(column, dtype=object).value_counts(dropna=True)
-        except TypeError as exc:
-            raise unhashable(name, exc) from None
-        frequent = counts.index[counts.to_numpy() >= self.min_frequency].to_numpy(dtype=object)
-        try:
-            return np.asarray(sorted(frequent), dtype=object)
-        except TypeError:  # mixed types: keep the order of value_counts
-            return frequent
-
     def _dims(self):
         spec = self.embedding_dim
         names = list(self.names)

@@ -85,11 +85,63 @@ def resolve_categorical(X, categorical_features, feature_names):
     return mask if mask.any() else None
 
 
+#: what ``pd.api.types.infer_dtype`` says of an object column of dates, times or durations
+_TIME_KINDS = {"datetime64", "datetime", "date", "time", "timedelta64", "timedelta", "period"}
+
+
+def _is_time_dtype(dtype):
+    """Whether ``dtype`` holds dates or durations (timezone-aware too, periods too)."""
+    return (
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+    )
+
+
+def time_column_error(name, dtype):
+    """The ValueError for a date, time or duration column read as numbers."""
+    return ValueError(
+        f"X column {name!r} holds dates, times or durations ({dtype}), which have no "
+        "numeric meaning here (nanoseconds since 1970 make a poor feature). Extract what "
+        "matters as numeric or categorical columns first, e.g. the year, month, day of "
+        "week and hour (Series.dt.year, .dt.dayofweek, .dt.hour), or elapsed time as a "
+        "number (e.g. (t - t0).dt.total_seconds(), Series.dt.total_seconds() for "
+        "durations); or declare the column in categorical_features."
+    )
+
+
+def check_no_time_columns(X, is_categorical=None):
+    """Raise :func:`time_column_error` for a numeric DataFrame column of dates or durations.
+
+    Reads the dtypes, and the values of object columns only (an object
+    column of Timestamps); ``is_categorical`` marks the columns exempt
+    (categorical by the user's choice).
+    """
+    for j, dtype in enumerate(X.dtypes):
+        if is_categorical is not None and is_categorical[j]:
+            continue
+        if _is_time_dtype(dtype):
+            raise time_column_error(X.columns[j], dtype)
+        if pd.api.types.is_object_dtype(dtype):
+            kind = pd.api.types.infer_dtype(X.iloc[:, j], skipna=True)
+            if kind in _TIME_KINDS:
+                raise time_column_error(X.columns[j], f"{kind} values")
+
+
 def numeric_column(series, name):
-    """A numeric column as float64; missing values and infinity raise ValueError."""
+    """A numeric column as float64.
+
+    Missing values, infinity, values beyond float32 and dates, times or
+    durations raise ValueError naming the column.
+    """
+    if _is_time_dtype(series.dtype):
+        raise time_column_error(name, series.dtype)
     try:
         values = pd.to_numeric(series, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):
+        kind = pd.api.types.infer_dtype(series, skipna=True)
+        if kind in _TIME_KINDS:
+            raise time_column_error(name, f"{kind} values") from None
         raise ValueError(
             f"X column {name!r} is not numeric (e.g. {series.iloc[0]!r}); declare it in "
             "categorical_features or give it a category, object or string dtype."
@@ -118,6 +170,24 @@ def codes(column, categories, name):
     except TypeError as exc:
         raise unhashable(name, exc) from None
     return np.where(missing, MISSING, np.where(position < 0, OTHER, position + 2))
+
+
+def frequent_categories(column, name, min_frequency):
+    """Categories of ``column`` seen in at least ``min_frequency`` rows, sorted where comparable.
+
+    Missing values (NaN, None, ``pd.NA``) are not categories (they have code
+    ``MISSING``); with mixed types that cannot be sorted the order of
+    ``value_counts`` is kept.
+    """
+    try:
+        counts = pd.Series(column, dtype=object).value_counts(dropna=True)
+    except TypeError as exc:
+        raise unhashable(name, exc) from None
+    frequent = counts.index[counts.to_numpy() >= min_frequency].to_numpy(dtype=object)
+    try:
+        return np.asarray(sorted(frequent), dtype=object)
+    except TypeError:  # mixed types: keep the order of value_counts
+        return frequent
 
 
 def unhashable(name, exc):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ._block import INPUT_BLOCKS
-from ._columns import split_columns
+from ._columns import frequent_categories, split_columns
 
 #: the block of each role when no setting picks another
 DEFAULT_BLOCKS = {"numeric": "numeric", "categorical": "embedding"}
+#: the block of the categorical columns with at most ``one_hot_max_categories`` categories
+ONE_HOT_BLOCK = "one_hot"
 
 
 def block_kinds(settings):
@@ -17,12 +19,33 @@ def block_kinds(settings):
     return {"numeric": numeric, "categorical": DEFAULT_BLOCKS["categorical"]}
 
 
+def one_hot_columns(categories, names, settings):
+    """Which categorical columns go to the one-hot block, as a boolean mask.
+
+    Those with at most ``one_hot_max_categories`` categories, counted as
+    ``categories`` holds them: after ``min_frequency`` grouping, without the
+    "missing" and "other" codes (a column of 3 categories has 5 one-hot
+    positions). None or 0: no column. A column named in an ``embedding_dim``
+    dict is embedded whatever its number of categories.
+    """
+    limit = settings.get("one_hot_max_categories") or 0
+    named = settings.get("embedding_dim")
+    named = {str(k) for k in named} if isinstance(named, dict) else set()
+    return np.array(
+        [len(cats) <= limit and str(name) not in named for cats, name in zip(categories, names)],
+        dtype=bool,
+    )
+
+
 class InputEncoder:
     """Encode ``X`` into the float32 matrix the network reads, block by block.
 
-    The numeric columns go to one numeric block, the categorical columns to
-    one categorical block (see :mod:`sk_mmoe.inputs`); the encoded matrix
-    holds each block's columns in that order.
+    The numeric columns go to one numeric block; the categorical columns
+    with at most ``one_hot_max_categories`` categories (see
+    :func:`one_hot_columns`) to one one-hot block, the others to one
+    embedding block (see :mod:`sk_mmoe.inputs`). A block is made only when it
+    has columns; the encoded matrix holds each block's columns in the order
+    numeric, one-hot, embedding, each block's columns in the order of ``X``.
 
     Parameters
     ----------
@@ -35,33 +58,53 @@ class InputEncoder:
     Attributes
     ----------
     blocks_ : list of InputBlock
-        The fitted blocks, numeric first.
+        The fitted blocks, in the order of the encoded matrix.
+    columns_ : list of ndarray of int
+        The positions in ``X`` of each block's columns (aligned with
+        ``blocks_``).
     """
 
     def __init__(self, is_categorical, settings=None):
         self.is_categorical = np.asarray(is_categorical, dtype=bool)
         self.settings = dict(settings or {})
 
-    # ----------------------------------------------------------- the blocks
-    def _block(self, role):
-        return next((b for b in self.blocks_ if b.role == role), None)
+    def __setstate__(self, state):
+        # an encoder pickled before ``columns_`` existed had one block per role
+        self.__dict__.update(state)
+        if "blocks_" in state and "columns_" not in state:
+            self.columns_ = [
+                np.flatnonzero(self.is_categorical == (b.role == "categorical"))
+                for b in self.blocks_
+            ]
 
+    # ----------------------------------------------------------- the blocks
     @property
     def n_numeric(self):
         """Number of numeric columns."""
         return int((~self.is_categorical).sum())
 
+    def _per_categorical_column(self, attribute):
+        """A categorical blocks' per-column attribute, over all categorical columns, in order."""
+        by_position = {}
+        for block, columns in zip(self.blocks_, self.columns_):
+            if block.role == "categorical":
+                by_position.update(zip(columns.tolist(), getattr(block, attribute)))
+        return [by_position[p] for p in sorted(by_position)]
+
     @property
     def categories_(self):
-        """The categories of each categorical column (empty without categorical columns)."""
-        block = self._block("categorical")
-        return [] if block is None else block.categories_
+        """The categories of each categorical column, in column order (empty without any)."""
+        return self._per_categorical_column("categories_")
 
     @property
     def embedding_dims_(self):
-        """The embedding width of each categorical column (empty without categorical columns)."""
-        block = self._block("categorical")
-        return [] if block is None else block.embedding_dims_
+        """The width each categorical column feeds the experts, in column order.
+
+        Its embedding width, or for a one-hot column its number of codes
+        (categories plus "missing" and "other"); empty without categorical
+        columns.
+        """
+        return self._per_categorical_column("embedding_dims_")
 
     def module_spec(self):
         """The blocks as :class:`~sk_mmoe.inputs.InputNetwork` reads them; None without modules."""
@@ -93,27 +136,47 @@ class InputEncoder:
         names = self._names(feature_names)
         numeric, categorical = split_columns(X, self.is_categorical, names)
         kinds = block_kinds(self.settings)
-        self.blocks_ = []
-        for role, data, columns in (
-            ("numeric", numeric, names[~self.is_categorical]),
-            ("categorical", categorical, names[self.is_categorical]),
-        ):
-            if len(columns):
-                block = INPUT_BLOCKS[kinds[role]](columns, self.settings)
-                self.blocks_.append(block.fit(data))
+        self.blocks_, self.columns_ = [], []
+        numeric_positions = np.flatnonzero(~self.is_categorical)
+        if len(numeric_positions):
+            block = INPUT_BLOCKS[kinds["numeric"]](names[numeric_positions], self.settings)
+            self._add(block.fit(numeric), numeric_positions)
+        positions = np.flatnonzero(self.is_categorical)
+        if len(positions):
+            # counted once here, to choose the block, and handed to it
+            min_frequency = int(self.settings.get("min_frequency", 1))
+            categories = [
+                frequent_categories(column, names[p], min_frequency)
+                for column, p in zip(categorical, positions)
+            ]
+            one_hot = one_hot_columns(categories, names[positions], self.settings)
+            for kind, chosen in ((ONE_HOT_BLOCK, one_hot), (kinds["categorical"], ~one_hot)):
+                index = np.flatnonzero(chosen)
+                if len(index):
+                    block = INPUT_BLOCKS[kind](names[positions[index]], self.settings)
+                    block.fit(
+                        [categorical[k] for k in index], categories=[categories[k] for k in index]
+                    )
+                    self._add(block, positions[index])
         return self
+
+    def _add(self, block, positions):
+        self.blocks_.append(block)
+        self.columns_.append(np.asarray(positions, dtype=np.intp))
 
     def transform(self, X, feature_names=None):
         """``(n, n_encoded)`` float32: each block's encoded columns, in block order."""
         names = self._names(feature_names)
         numeric, categorical = split_columns(X, self.is_categorical, names)
-        pieces = [
-            block.transform(numeric if block.role == "numeric" else categorical)
-            for block in self.blocks_
-        ]
+        # position in X -> index in ``categorical``
+        index = np.cumsum(self.is_categorical) - 1
         out = np.empty((X.shape[0], sum(b.n_encoded for b in self.blocks_)), dtype=np.float32)
         start = 0
-        for block, piece in zip(self.blocks_, pieces):
+        for block, columns in zip(self.blocks_, self.columns_):
+            if block.role == "numeric":
+                piece = block.transform(numeric)
+            else:
+                piece = block.transform([categorical[k] for k in index[columns]])
             out[:, start : start + block.n_encoded] = piece
             start += block.n_encoded
         return out
@@ -125,35 +188,55 @@ class InputEncoder:
 
     # ---------------------------------------------------------- persistence
     def to_dict(self):
-        """The fitted encoder as plain JSON-able data (see :meth:`from_dict`)."""
+        """The fitted encoder as plain JSON-able data (see :meth:`from_dict`).
+
+        Each block's entry holds its ``kind``, ``columns`` (the positions of
+        its columns in ``X``) and its own fitted data.
+        """
         return {
             "is_categorical": self.is_categorical.tolist(),
-            "blocks": [{"kind": b.kind, **b.to_dict()} for b in self.blocks_],
+            "blocks": [
+                {"kind": b.kind, "columns": c.tolist(), **b.to_dict()}
+                for b, c in zip(self.blocks_, self.columns_)
+            ],
         }
 
     @classmethod
     def from_dict(cls, data):
-        """A fitted encoder from the output of :meth:`to_dict` (or of a version-1 file)."""
+        """A fitted encoder from the output of :meth:`to_dict` (or of an older file).
+
+        A block entry without ``columns`` (files written before one-hot
+        blocks existed, and version-1 files) has all the columns of its role.
+        """
         encoder = cls(data["is_categorical"])
         if "blocks" not in data:
             data = _from_version_1(data)
         names = encoder._names(None)
-        columns = {
-            "numeric": names[~encoder.is_categorical],
-            "categorical": names[encoder.is_categorical],
-        }
-        encoder.blocks_ = []
+        n_features = len(names)
+        encoder.blocks_, encoder.columns_ = [], []
         for entry in data["blocks"]:
             entry = dict(entry)
             kind = entry.pop("kind")
             if kind not in INPUT_BLOCKS:
                 raise ValueError(f"unknown input block {kind!r}")
             block_class = INPUT_BLOCKS[kind]
-            encoder.blocks_.append(block_class.from_dict(columns[block_class.role], entry))
-        roles = [b.role for b in encoder.blocks_]
-        expected = [r for r in ("numeric", "categorical") if len(columns[r])]
-        if roles != expected:
-            raise ValueError("the input blocks do not match the columns")
+            categorical = block_class.role == "categorical"
+            columns = entry.pop("columns", None)
+            if columns is None:
+                columns = np.flatnonzero(encoder.is_categorical == categorical)
+            elif not (
+                isinstance(columns, list)
+                and all(type(c) is int and 0 <= c < n_features for c in columns)
+            ):
+                raise ValueError(f"input block {kind!r}: columns are not column positions")
+            columns = np.asarray(columns, dtype=np.intp)
+            if not len(columns) or (encoder.is_categorical[columns] != categorical).any():
+                raise ValueError(f"input block {kind!r} does not match its columns")
+            encoder.blocks_.append(block_class.from_dict(names[columns], entry))
+            encoder.columns_.append(columns)
+        covered = np.sort(np.concatenate(encoder.columns_)) if encoder.columns_ else []
+        if not np.array_equal(covered, np.arange(n_features)):
+            raise ValueError("the input blocks do not cover each column once")
         return encoder
 
 
