@@ -136,8 +136,9 @@ def main(argv=None):
                     [sys.executable, __file__, "--worker", mode, path, str(n_rows)],
                     capture_output=True,
                     text=True,
-                    check=True,
                 )
+                if out.returncode:
+                    sys.exit(f"the {mode} worker failed:\n{out.stderr}")
                 results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
                 r = results[mode]
                 print(
