@@ -97,6 +97,8 @@ def check_same_rows(dataset, device) -> None:
 
 def _fingerprint(dataset) -> torch.Tensor:
     """``(4,)`` float64: rows, sum of ``X``, NaN-ignoring sum of ``y``, index checksum."""
+    if hasattr(dataset, "fingerprint_values"):  # a streamed source
+        return dataset.fingerprint_values()
     X, y, index = dataset.X, dataset.y, dataset.index
     x_sum = float(X.sum(dtype=torch.float64)) if isinstance(X, torch.Tensor) else float(X.sum())
     y_sum = 0.0 if y is None else float(y.double().nansum())

@@ -243,3 +243,54 @@ def test_example_runs_in_two_processes_on_the_cpu(tmp_path):
     )
     assert output.count("2 process(es) on cpu: 2 epochs") == 1  # the main process prints
     assert path.is_file()
+
+
+STREAM_SCRIPT = """
+import json, sys
+import numpy as np
+from accelerate import Accelerator
+from sk_mmoe import MMoERegressor
+
+folder, out = sys.argv[1], sys.argv[2]
+accelerator = Accelerator(cpu=True, device_placement=False)
+rank = accelerator.process_index
+model = MMoERegressor(
+    accelerator=accelerator, device="cpu", random_state=0, max_epochs=3,
+    early_stopping=True, batch_size=50, expert_units=(8,), tower_units=(4,), n_experts=2,
+)
+model.fit(folder, y=["y0", "y1"])
+record = {
+    "predictions": model.predict(folder).tolist(),
+    "batches": [int(b) for b in model.net_.history[:, "train_batch_count"]],
+}
+with open(f"{out}/stream_rank{rank}.json", "w") as f:
+    json.dump(record, f)
+accelerator.end_training()
+"""
+
+
+def test_a_streamed_source_is_shared_out_between_two_processes(tmp_path):
+    """Each process reads its own row groups of a Parquet source; both end with one model."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.RandomState(0)
+    folder = tmp_path / "source"
+    folder.mkdir()
+    for part in range(2):
+        X = rng.normal(size=(800, 4))
+        table = pa.table(
+            {
+                **{f"x{j}": X[:, j] for j in range(4)},
+                "y0": X[:, 0] + X[:, 1],
+                "y1": X[:, 2] - X[:, 3],
+            }
+        )
+        pq.write_table(table, folder / f"part-{part}.parquet", row_group_size=100)
+    script = tmp_path / "stream_two_processes.py"
+    script.write_text(STREAM_SCRIPT)
+    _torchrun([script, folder, tmp_path], cwd=tmp_path)
+    first, second = (json.loads((tmp_path / f"stream_rank{r}.json").read_text()) for r in (0, 1))
+    np.testing.assert_allclose(first["predictions"], second["predictions"], atol=1e-6)
+    # 16 row groups, 2 held out: each process reads 7 of the 14 others (700 rows, 14
+    # batches of 50), not all 1,400 rows (28 batches)
+    assert first["batches"] == second["batches"] == [14, 14, 14]
