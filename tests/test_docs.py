@@ -18,6 +18,7 @@ GENERATED = {"_build", "generated", "auto_examples", "_templates"}
 #: page -> the optional packages its examples import (skipped without them)
 NEEDS = {
     "user_guide/saving_and_serving.md": ["onnx", "onnxruntime", "skl2onnx"],
+    "user_guide/larger_than_memory.md": ["pyarrow", "polars"],
     "user_guide/task_weighting.md": ["matplotlib"],
 }
 
