@@ -29,9 +29,8 @@ from ._hyperparameters import (
     check_task_weights,
 )
 from ._inference import run_module, stack_tasks
-from ._parquet import is_source
 from ._saving import Persistence
-from ._stream_fit import read_targets, stream_outputs
+from ._sources import find_source
 from ._targets import (
     missing_mask,
     natural,
@@ -277,8 +276,9 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         """
         if "net_" not in self.__dict__:  # check_is_fitted costs a one-row predict 5%
             check_is_fitted(self, "net_")
-        if is_source(X):
-            out = stream_outputs(self, X, method)
+        source = find_source(X)
+        if source is not None:
+            out = source.outputs(self, X, method)
         else:
             X = self._prepare_X(X, reset=False)
             out = run_module(self.module_, method, X, self.net_.device)
@@ -302,10 +302,11 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         Missing labels are left out of their task's metric.
         """
         check_is_fitted(self)
-        if is_source(X):
-            y, sample_weight = read_targets(X, y, sample_weight)
+        source = find_source(X)
+        if source is not None:
+            y, sample_weight = source.targets(X, y, sample_weight)
         columns, _, _ = split_columns(y)
-        if not is_source(X):
+        if source is None:
             check_consistent_length(X, columns[0])
         if len(columns) != self.n_tasks_:
             raise ValueError(f"y has {len(columns)} tasks, expected {self.n_tasks_}.")

@@ -28,9 +28,7 @@ from ._checkpoint import TrainingRun as CheckpointedCall
 from ._checkpoint import checkpointing
 from ._hyperparameters import AUTO_EARLY_STOPPING_ROWS, resolve_batch_size
 from ._net import seeded
-from ._parquet import ENCODER_SAMPLE_ROWS, is_source
-from ._sources import InMemorySource
-from ._stream_fit import encode_frame, first_pass, open_source
+from ._sources import InMemorySource, find_source
 from ._targets import TaskEncoder, check_target_values, missing_mask, natural, split_columns
 from ._task_types import REGRESSION
 
@@ -128,7 +126,8 @@ class FitRun:
         est = self.estimator
         self._check_call(y)
         hyper = est._check_hyperparameters()
-        prepare = self._streamed if is_source(X) else self._in_memory
+        kind = find_source(X)
+        prepare = self._in_memory if kind is None else functools.partial(kind.prepare, self)
         source, fitted, gate_rows = prepare(X, y, sample_weight, hyper)
         net = self._train(hyper, source, fitted)
         est._set_fitted(net, *fitted, est.input_encoder_)
@@ -141,45 +140,19 @@ class FitRun:
         X = est._prepare_X(X, reset=self.mode is not Mode.CONTINUE)
         targets = Targets(y)
         check_consistent_length(X, targets.columns[0])
-        self._check_n_tasks(len(targets.columns))
+        self.check_n_tasks(len(targets.columns))
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float32, ensure_non_negative=True
         )
         X, sample_weight = targets.drop_missing(X, sample_weight, est.missing_targets)
         est._check_task_weights(len(targets.columns))
-        self._resolve_sizes(hyper, X.shape[0])
-        fitted = self._target_encoder(targets, sample_weight)
+        self.resolve_sizes(hyper, X.shape[0])
+        fitted = self.target_encoder(targets, sample_weight)
         encoded = fitted[0].transform(targets.columns)
         source = InMemorySource(X, np.concatenate([encoded, sample_weight[:, None]], axis=1))
         return source, fitted, X
 
-    def _streamed(self, X, y, sample_weight, hyper):
-        """The source, fitted encoders and gate-check rows of a Parquet source."""
-        est = self.estimator
-        source = open_source(X, y, sample_weight)
-        self._check_n_tasks(len(source.target_columns))
-        est._check_task_weights(len(source.target_columns))
-        seen, n_labelled = first_pass(source, Targets, est.missing_targets)
-        self._resolve_sizes(hyper, n_labelled)
-        # a fixed seed: the same sample whatever random_state (which seeds training)
-        sample = source.sample(ENCODER_SAMPLE_ROWS, seed=0)
-        X_sample = est._prepare_X(
-            sample[source.feature_columns], reset=self.mode is not Mode.CONTINUE
-        )
-        targets = Targets(sample[source.target_columns])
-        targets.single_output = isinstance(y, str)
-        weights = (
-            sample[source.weight_column].to_numpy(dtype=np.float32)
-            if source.weight_column
-            else None
-        )
-        fitted = self._target_encoder(targets, weights, seen)
-        if self.mode is not Mode.NEW:
-            fitted[0].check_labels(seen)
-        source.encode = functools.partial(encode_frame, est, fitted[0], source)
-        return source, fitted, X_sample
-
-    def _check_n_tasks(self, n_tasks):
+    def check_n_tasks(self, n_tasks):
         est = self.estimator
         if self.mode is Mode.CONTINUE and n_tasks != est.n_tasks_:
             raise ValueError(
@@ -188,7 +161,7 @@ class FitRun:
                 "the tasks."
             )
 
-    def _resolve_sizes(self, hyper, n_rows):
+    def resolve_sizes(self, hyper, n_rows):
         """Early stopping and the batch size for ``n_rows`` labelled rows."""
         est = self.estimator
         hyper["early_stopping"] = self._early_stopping(n_rows)
@@ -234,7 +207,7 @@ class FitRun:
             return not self.incremental and n_rows >= AUTO_EARLY_STOPPING_ROWS
         return bool(est.early_stopping)
 
-    def _target_encoder(self, targets, sample_weight, seen=None):
+    def target_encoder(self, targets, sample_weight, seen=None):
         """``(encoder, first seed, target names, single output)`` of this fit.
 
         ``seen`` (a streamed fit) holds every label of each task in the source.

@@ -6,7 +6,9 @@ validation set in the form skorch iterates over (the source controls the
 order of the batches through its ``iterator``), and a fingerprint of the
 training data for checkpoints. :class:`InMemorySource` serves arrays,
 sparse matrices and DataFrames after validation and encoding; a source
-that streams from disk is one more class with the same methods.
+that streams from disk is one more class with the same methods, plus an
+entry registered with :func:`register_data_source` that says which ``X`` it
+takes and how a fit prepares it (:class:`sk_mmoe._stream_fit.ParquetData`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,41 @@ from scipy.sparse import issparse
 from sklearn.model_selection import train_test_split
 
 from ._net import BatchIterator, TensorDataset, as_tensor
+
+#: the registered data sources besides rows in memory, tried in order
+DATA_SOURCES: list = []
+
+
+def register_data_source(source):
+    """Make ``source`` available: ``fit``, ``predict`` and ``score`` accept what it matches.
+
+    Parameters
+    ----------
+    source : object
+        With ``name``; ``matches(X)``, whether ``X`` is for it;
+        ``prepare(run, X, y, sample_weight, hyper)``, the fit's
+        ``(source, fitted encoders, gate-check rows)`` (see
+        :func:`sk_mmoe._stream_fit.prepare`); ``outputs(estimator, X,
+        method)``, the network's outputs for every row; ``targets(X, y,
+        sample_weight)``, ``score``'s ``(y, sample_weight)``.
+
+    Returns
+    -------
+    source : object
+        The source, so this can be used as a decorator.
+    """
+    if any(s.name == source.name for s in DATA_SOURCES):
+        raise ValueError(f"a data source named {source.name!r} is already registered.")
+    DATA_SOURCES.append(source)
+    return source
+
+
+def find_source(X):
+    """The registered data source that takes ``X``; None for rows in memory."""
+    for source in DATA_SOURCES:
+        if source.matches(X):
+            return source
+    return None
 
 
 class InMemorySource:
@@ -99,3 +136,9 @@ def _tensor_digest(tensor):
     for start in range(0, len(array), rows):
         digest.update(np.ascontiguousarray(array[start : start + rows]))
     return digest.digest()
+
+
+# the built-in sources beside rows in memory: one registration line each
+from ._stream_fit import ParquetData  # noqa: E402 (it needs the definitions above)
+
+register_data_source(ParquetData)

@@ -8,13 +8,14 @@ target (and weight) columns once in full, and hands back a
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
 import pandas as pd
 
 from ._inference import run_module
-from ._parquet import READ_ROWS, ParquetSource, open_dataset
+from ._parquet import ENCODER_SAMPLE_ROWS, READ_ROWS, ParquetSource, is_source, open_dataset
 from ._targets import missing_mask, natural
 
 
@@ -150,3 +151,45 @@ def read_targets(X, y, sample_weight=None):
     frame = pd.concat(frames, ignore_index=True)
     y_frame = frame[names[0]] if isinstance(y, str) else frame[names]
     return y_frame, (None if weight is None else frame[weight].to_numpy(dtype=np.float64))
+
+
+def prepare(run, X, y, sample_weight, hyper):
+    """The source, fitted encoders and gate-check rows of a fit call on a Parquet source.
+
+    ``run`` is the :class:`~sk_mmoe._fit_run.FitRun`; its steps are shared
+    with a fit in memory.
+    """
+    from ._fit_run import Mode, Targets
+
+    est = run.estimator
+    source = open_source(X, y, sample_weight)
+    run.check_n_tasks(len(source.target_columns))
+    est._check_task_weights(len(source.target_columns))
+    seen, n_labelled = first_pass(source, Targets, est.missing_targets)
+    run.resolve_sizes(hyper, n_labelled)
+    # a fixed seed: the same sample whatever random_state (which seeds training)
+    sample = source.sample(ENCODER_SAMPLE_ROWS, seed=0)
+    X_sample = est._prepare_X(sample[source.feature_columns], reset=run.mode is not Mode.CONTINUE)
+    targets = Targets(sample[source.target_columns])
+    targets.single_output = isinstance(y, str)
+    weights = (
+        sample[source.weight_column].to_numpy(dtype=np.float32) if source.weight_column else None
+    )
+    fitted = run.target_encoder(targets, weights, seen)
+    if run.mode is not Mode.NEW:
+        fitted[0].check_labels(seen)
+    source.encode = functools.partial(encode_frame, est, fitted[0], source)
+    return source, fitted, X_sample
+
+
+class ParquetData:
+    """The data source of Parquet paths and ``pyarrow.dataset`` datasets.
+
+    Registered in :mod:`sk_mmoe._sources`.
+    """
+
+    name = "parquet"
+    matches = staticmethod(is_source)
+    prepare = staticmethod(prepare)
+    outputs = staticmethod(stream_outputs)
+    targets = staticmethod(read_targets)
