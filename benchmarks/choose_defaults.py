@@ -78,6 +78,13 @@ CANDIDATES = {
     # RealMLP's rule: one-hot for few categories, embeddings above
     "one_hot_9": ({"one_hot_max_categories": 9}, False),
     "one_hot_32": ({"one_hot_max_categories": 32}, False),
+    # numeric-feature embeddings (Gorishniy et al. 2022; TabM uses piecewise-linear)
+    "piecewise_linear": ({"numeric_embedding": "piecewise_linear"}, False),
+    "periodic": ({"numeric_embedding": "periodic"}, False),
+    "piecewise_linear+one_hot_9": (
+        {"numeric_embedding": "piecewise_linear", "one_hot_max_categories": 9},
+        False,
+    ),
     # the task-balancing methods against fixed weights, on real data
     "uncertainty": ({"task_weights": "uncertainty"}, False),
     "dwa": ({"task_weights": "dwa"}, False),
