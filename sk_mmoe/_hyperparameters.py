@@ -612,13 +612,19 @@ HYPERPARAMETERS = (
         [None, HasMethods(["prepare", "backward"])],
         "accelerate.Accelerator or None",
         """
-        Train through Hugging Face ``accelerate`` (several GPUs, mixed
-        precision) with skorch's ``AccelerateMixin``: create it with
-        ``Accelerator(device_placement=False)``, pass each process's device
-        (``device=str(accelerator.device)``) and run ``fit`` in every process
-        launched by ``accelerate launch``; each process trains on its share of
-        the batches. Nets trained this way are not guaranteed to pickle; use
-        ``save``. See ``examples/multi_gpu_accelerate.py``.
+        Train in several processes (GPUs, or CPU processes with gloo) through
+        Hugging Face ``accelerate`` and skorch's ``AccelerateMixin``: create
+        it with ``Accelerator(device_placement=False)``, pass each process's
+        device (``device=str(accelerator.device)``) and run ``fit`` in every
+        process launched by ``torchrun`` or ``accelerate launch``, with the
+        same ``X``, ``y`` (or the same Parquet source) and the same int
+        ``random_state``: each process trains on its share of the batches
+        (of a source: its own row groups), gradients are averaged, and every
+        process ends with the same model (different rows raise
+        ``ValueError`` in every process). Only the main process writes
+        ``save`` files and checkpoints. Nets trained this way are not
+        guaranteed to pickle; use ``save``. See the user guide, "Several
+        processes or machines", and ``examples/multi_gpu_accelerate.py``.
         """,
         codec=_ACCELERATOR,
     ),
