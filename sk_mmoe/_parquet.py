@@ -144,11 +144,25 @@ class ParquetSource:
 
     # ------------------------------------------------------------ first pass
     def sample(self, n_rows, seed):
-        """A pandas DataFrame of at most ``n_rows`` random rows of all columns."""
+        """A pandas DataFrame of at most ``n_rows`` random rows of all columns.
+
+        Read row group by row group (one in memory at a time), keeping the
+        drawn rows of each: memory is the sample plus one row group.
+        """
+        import pyarrow as pa
+
         total = self.n_rows
         rng = np.random.RandomState(seed)
         index = np.arange(total) if total <= n_rows else np.sort(rng.choice(total, n_rows, False))
-        return self.dataset.take(index, columns=self.columns).to_pandas()
+        starts = np.cumsum([0] + [n for _, n in self.units])
+        pieces = []
+        for u, (piece, _) in enumerate(self.units):
+            lo, hi = np.searchsorted(index, [starts[u], starts[u + 1]])
+            if lo == hi:
+                continue
+            table = piece.to_table(columns=self.columns)
+            pieces.append(table.take(pa.array(index[lo:hi] - starts[u])))
+        return pa.concat_tables(pieces).to_pandas()
 
     def read_units(self, columns):
         """``(row group, frame)`` for every row of ``columns``, in file order.

@@ -17,6 +17,7 @@ import pandas as pd
 from ._inference import run_module
 from ._parquet import ENCODER_SAMPLE_ROWS, READ_ROWS, ParquetSource, is_source, open_dataset
 from ._targets import missing_mask, natural
+from ._task_types import REGRESSION
 
 
 def target_columns(y):
@@ -46,12 +47,18 @@ def open_source(X, y, sample_weight=None):
     return ParquetSource(open_dataset(X), target_columns(y), weight_column(sample_weight))
 
 
-def first_pass(source, make_targets, policy):
+#: a classification task with more labels than this in a source is refused
+MAX_CLASSES = 100_000
+
+
+def first_pass(source, make_targets, policy, classification):
     """Read the targets (and weights) once: labelled rows, classes, checks.
 
-    Returns ``(labels seen per task, number of labelled rows)``; records in
-    ``source.labelled`` the rows that have a label, per row group, where some
-    have none.
+    ``classification`` says, per task, whether to collect its labels (a
+    regression task's values are not kept: memory stays flat). Returns
+    ``(labels seen per task (None for the others), number of labelled
+    rows)``; records in ``source.labelled`` the rows that have a label, per
+    row group, where some have none.
     """
     columns = [*source.target_columns] + ([source.weight_column] if source.weight_column else [])
     seen = [set() for _ in source.target_columns]
@@ -70,7 +77,13 @@ def first_pass(source, make_targets, policy):
             mask[start : start + len(frame)] = labelled
         n_labelled += int(labelled.sum())
         for j, column in enumerate(targets.columns):
-            seen[j].update(natural(column[~missing[:, j]]).tolist())
+            if classification[j]:
+                seen[j].update(natural(column[~missing[:, j]]).tolist())
+                if len(seen[j]) > MAX_CLASSES:
+                    raise ValueError(
+                        f"y column {targets.labels[j]} has more than {MAX_CLASSES} distinct "
+                        "labels; is it a regression target?"
+                    )
         if source.weight_column:
             _check_weights(frame[source.weight_column].to_numpy(), source.weight_column)
     labels = targets.labels
@@ -83,7 +96,11 @@ def first_pass(source, make_targets, policy):
     if missing_all.any():
         empty = [labels[j] for j in np.flatnonzero(missing_all)]
         raise ValueError(f"y has no label at all for task(s) {', '.join(empty)}.")
-    return [np.asarray(sorted(s, key=_sort_key), dtype=object) for s in seen], n_labelled
+    labels_seen = [
+        np.asarray(sorted(s, key=_sort_key), dtype=object) if wanted else None
+        for s, wanted in zip(seen, classification)
+    ]
+    return labels_seen, n_labelled
 
 
 def _sort_key(value):
@@ -165,13 +182,20 @@ def prepare(run, X, y, sample_weight, hyper):
     source = open_source(X, y, sample_weight)
     run.check_n_tasks(len(source.target_columns))
     est._check_task_weights(len(source.target_columns))
-    seen, n_labelled = first_pass(source, Targets, est.missing_targets)
-    run.resolve_sizes(hyper, n_labelled)
     # a fixed seed: the same sample whatever random_state (which seeds training)
     sample = source.sample(ENCODER_SAMPLE_ROWS, seed=0)
-    X_sample = est._prepare_X(sample[source.feature_columns], reset=run.mode is not Mode.CONTINUE)
     targets = Targets(sample[source.target_columns])
     targets.single_output = isinstance(y, str)
+    if run.mode is Mode.NEW:
+        kinds = est._task_types(targets.present(), [str(n) for n in targets.names])
+    else:
+        kinds = (
+            run.resume.fitted(len(targets.columns))[0] if run.resume else est.target_encoder_
+        ).task_types
+    classification = [kind != REGRESSION for kind in kinds]
+    seen, n_labelled = first_pass(source, Targets, est.missing_targets, classification)
+    run.resolve_sizes(hyper, n_labelled)
+    X_sample = est._prepare_X(sample[source.feature_columns], reset=run.mode is not Mode.CONTINUE)
     weights = (
         sample[source.weight_column].to_numpy(dtype=np.float32) if source.weight_column else None
     )
