@@ -359,9 +359,11 @@ class MultiTaskModule(nn.Module):
         Adds each member's rank-1 adapters (created after every other
         parameter, so a network without members is unchanged): a
         multiplicative scale of each task's tower input, ``tower_scale``
-        ``(T, k, 1, H)``, and a scale and a bias of each task's head output,
-        ``head_scale`` and ``head_bias`` ``(T, k, 1, C_max)`` (ones, ones and
-        zeros at first). The towers' and heads' weights stay shared. From
+        ``(T, k, 1, H)``, initialised with random signs (±1: what makes the
+        members differ from the start, as TabM's first adapter), and a scale
+        and a bias of each task's head output, ``head_scale`` and
+        ``head_bias`` ``(T, k, 1, C_max)`` (ones and zeros at first). The
+        towers' and heads' weights stay shared. From
         then on :meth:`_towers_forward` reads ``(T, k * B, H)``, the rows
         member-major (member ``m``'s rows are ``m * B`` to ``(m + 1) * B``).
 
@@ -380,7 +382,8 @@ class MultiTaskModule(nn.Module):
         n_out = self.heads.weight.shape[2]
         self.n_members = k
         # the unit axis broadcasts over the B rows of each member
-        self.tower_scale = nn.Parameter(torch.ones(self.n_tasks, k, 1, n_in))
+        signs = torch.randint(0, 2, (self.n_tasks, k, 1, n_in), dtype=torch.float32) * 2 - 1
+        self.tower_scale = nn.Parameter(signs)
         self.head_scale = nn.Parameter(torch.ones(self.n_tasks, k, 1, n_out))
         self.head_bias = nn.Parameter(torch.zeros(self.n_tasks, k, 1, n_out))
 

@@ -45,7 +45,7 @@ def _ensemble(architecture, k=K, seed=0, **overrides):
     net = build_module(hyper, 6, WIDTHS, task_types=KINDS)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
-        for p in net.network.member_parameters():
+        for p in [net.input_scale, *net.network.member_parameters()]:
             p.add_(0.3 * torch.randn(p.shape, generator=g))
     return net
 
@@ -89,8 +89,19 @@ def test_training_output_is_each_member_in_turn(architecture, tower_units):
     # (k * B, sum C) -> (k, B, sum C)
     expected = _members_outputs(net, x, training=True)
     torch.testing.assert_close(got.view(K, 50, -1), expected, atol=1e-6, rtol=1e-5)
-    # the members differ (random input signs), so this is no test of one member k times
+    # the members differ, so this is no test of one member k times
     assert not torch.allclose(expected[0], expected[1], atol=1e-3)
+
+
+def test_fresh_members_differ():
+    # the towers' input adapters start as random signs: without them the
+    # members would stay identical (same weights, same gradients)
+    torch.manual_seed(0)
+    net = build_module(_hyper("mmoe", n_ensemble=K), 6, WIDTHS, task_types=KINDS).train()
+    with torch.no_grad():
+        out = net(torch.randn(20, 6)).view(K, 20, -1)  # (k * B, sum C) -> (k, B, sum C)
+    assert all(not torch.allclose(out[0], out[m], atol=1e-3) for m in range(1, K))
+    assert set(net.network.tower_scale.unique().tolist()) == {-1.0, 1.0}
 
 
 def _average(members):
@@ -289,6 +300,12 @@ def test_save_load_and_pickle(fitted, data, tmp_path):
     buffer = io.BytesIO()
     pickle.dump(fitted, buffer)
     np.testing.assert_array_equal(pickle.loads(buffer.getvalue()).predict(X), fitted.predict(X))
+
+
+def test_same_seed_same_predictions(fitted, data):
+    X, Y = data
+    again = MMoERegressor(n_ensemble=K, **fast()).fit(X, Y)
+    np.testing.assert_array_equal(again.predict(X), fitted.predict(X))
 
 
 def test_partial_fit_and_warm_start_continue(data):
