@@ -63,6 +63,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         frequency_scale=0.01,
         expert_units=(64,),
         tower_units=(32,),
+        n_ensemble=1,
         activation="relu",
         dropout=0.0,
         gate_dropout=0.0,
@@ -104,6 +105,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         self.frequency_scale = frequency_scale
         self.expert_units = expert_units
         self.tower_units = tower_units
+        self.n_ensemble = n_ensemble
         self.activation = activation
         self.dropout = dropout
         self.gate_dropout = gate_dropout

@@ -13,6 +13,7 @@ import math
 from skorch.callbacks import EarlyStopping
 
 from ._callbacks import DivergenceGuard, TaskConflict, TaskValidationLoss, TaskWeightHistory
+from ._ensemble import EnsembleNetwork
 from ._loss import MultiTaskLoss
 from ._net import AcceleratedMMoENet, BatchIterator, MMoENet, PlainModulesAccelerator
 from .architectures import ARCHITECTURES
@@ -93,7 +94,7 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
             "iterator_train__num_shards": accelerator.num_processes,
             "iterator_train__shard": accelerator.process_index,
         }
-    module, module_kwargs = module_spec(hyper, inputs)
+    module, module_kwargs = module_spec(hyper, inputs, encoder.task_types)
     return net_class(
         **extra,
         module=module,
@@ -107,6 +108,7 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
         criterion__method=method,
         criterion__dwa_temperature=hyper["dwa_temperature"],
         criterion__gradnorm_alpha=hyper["gradnorm_alpha"],
+        criterion__n_members=hyper["n_ensemble"],
         optimizer=hyper["optimizer"],
         lr=hyper["lr"],
         optimizer__weight_decay=hyper["weight_decay"],
@@ -122,25 +124,39 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
     )
 
 
-def module_spec(hyper, inputs=None):
+def module_spec(hyper, inputs=None, task_types=None):
     """The torch module class and its keyword arguments besides the widths.
 
-    The registry's architecture, wrapped in an
-    :class:`~sk_mmoe.inputs.InputNetwork` when ``inputs`` (the fitted
-    :class:`~sk_mmoe.inputs.InputEncoder`) has a block with a module
-    (categorical columns, numeric embeddings).
+    The registry's architecture; with ``n_ensemble`` above 1 an
+    :class:`~sk_mmoe._ensemble.EnsembleNetwork` of it (which needs the
+    ``task_types``, to average each task's members in its own space); the
+    result wrapped in an :class:`~sk_mmoe.inputs.InputNetwork` when
+    ``inputs`` (the fitted :class:`~sk_mmoe.inputs.InputEncoder`) has a
+    block with a module (categorical columns, numeric embeddings). The input
+    blocks so run once per row, before the members' copies: their
+    embeddings are shared by every member.
     """
     architecture = ARCHITECTURES[hyper["architecture"]]
-    kwargs = architecture.module_kwargs(hyper)
+    module, kwargs = architecture.module, architecture.module_kwargs(hyper)
+    if hyper["n_ensemble"] > 1:
+        if task_types is None:
+            raise ValueError("an ensemble (n_ensemble > 1) needs the task types.")
+        kwargs = {
+            **kwargs,
+            "architecture": module,
+            "n_ensemble": hyper["n_ensemble"],
+            "output_kinds": list(task_types),
+        }
+        module = EnsembleNetwork
     blocks = None if inputs is None else inputs.module_spec()
     if blocks is None:
-        return architecture.module, kwargs
-    return InputNetwork, {**kwargs, "network": architecture.module, "blocks": blocks}
+        return module, kwargs
+    return InputNetwork, {**kwargs, "network": module, "blocks": blocks}
 
 
-def build_module(hyper, n_features, output_widths, inputs=None):
+def build_module(hyper, n_features, output_widths, inputs=None, task_types=None):
     """The untrained torch module (as the net builds it; e.g. on the meta device)."""
-    module, kwargs = module_spec(hyper, inputs)
+    module, kwargs = module_spec(hyper, inputs, task_types)
     return module(n_features, output_widths, **kwargs)
 
 

@@ -366,6 +366,21 @@ HYPERPARAMETERS = (
         codec=_UNITS,
     ),
     Hyperparameter(
+        "n_ensemble",
+        1,
+        [Interval(Integral, 1, None, closed="left")],
+        "int",
+        """
+        Members of an efficient ensemble (TabM-style: Gorishniy et al., ICLR
+        2025). The members share every weight and differ by rank-1 adapters:
+        a scale of the input, of each tower's input (random signs at first),
+        and a scale and bias of each head's output. They are trained on the
+        mean of their losses in one forward pass over ``n_ensemble`` times
+        the rows, and predict the mean of their predictions (probabilities
+        for classification tasks). 1 is the plain network.
+        """,
+    ),
+    Hyperparameter(
         "activation",
         "relu",
         [StrOptions(set(ACTIVATIONS))],

@@ -8,6 +8,12 @@ training iterator passes that form for such data, which spares the
 masking and weighting work on every batch). ``y_pred`` is the network's
 concatenated output ``(B, sum C)``. This module imports nothing else from the
 package but the task type names.
+
+An ensemble of ``k`` members (``n_members``) gives ``y_pred`` of ``(k * B,
+sum C)`` in training, every member's outputs member-major; the targets are
+then repeated for each member, so that each task's loss is the mean of the
+members' losses. In evaluation mode its ``y_pred`` is the members' mean
+``(B, sum C)``, scored as one network's.
 """
 
 from __future__ import annotations
@@ -63,6 +69,10 @@ class MultiTaskLoss(nn.Module):
         DWA's temperature: larger is closer to equal weights.
     gradnorm_alpha : float
         GradNorm's asymmetry ``alpha``.
+    n_members : int
+        Ensemble members ``k``: a ``y_pred`` of ``k`` times the rows of
+        ``y_true`` holds each member's outputs (member-major), and each task's
+        loss is the mean of its members' losses.
     """
 
     def __init__(
@@ -73,12 +83,14 @@ class MultiTaskLoss(nn.Module):
         method=None,
         dwa_temperature=2.0,
         gradnorm_alpha=1.5,
+        n_members=1,
     ):
         super().__init__()
         if method is not None and method not in METHODS:
             raise ValueError(f"method must be None or one of {METHODS}, got {method!r}.")
         n_tasks = len(task_types)
         self.n_tasks = n_tasks
+        self.n_members = int(n_members)
         self.method = method
         self.dwa_temperature = float(dwa_temperature)
         self.gradnorm_alpha = float(gradnorm_alpha)
@@ -151,6 +163,7 @@ class MultiTaskLoss(nn.Module):
 
     def labelled_task_losses(self, y_pred: torch.Tensor, y_true: torch.Tensor):
         """:meth:`task_losses` and which tasks have a label (bool ``(T,)``, None: all)."""
+        y_true = self._member_targets(y_pred, y_true)
         if y_true.shape[1] == self.n_tasks:
             # targets alone: no label missing, every weight 1
             return self._row_losses(y_pred, y_true).mean(0), None
@@ -166,6 +179,18 @@ class MultiTaskLoss(nn.Module):
         # about 4 overflows that to inf * 0 = NaN
         mean = (losses * row_weight).sum(0) / torch.where(present, total, 1.0)
         return mean, present
+
+    def _member_targets(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+        """``y_true (B, .)`` repeated for each member when ``y_pred`` is ``(k * B, .)``.
+
+        Every row's weight is repeated too, so the weighted mean over the
+        ``k * B`` rows of a task is the mean over the members of each
+        member's weighted mean: the mean of the members' losses.
+        """
+        if self.n_members > 1 and y_pred.shape[0] == self.n_members * y_true.shape[0]:
+            # (B, T + 1) -> (k * B, T + 1), member-major like y_pred
+            return y_true.repeat(self.n_members, 1)
+        return y_true
 
     def _row_losses(self, y_pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Unweighted losses ``(B, T)`` in task order; ``targets (B, T)`` has no NaN."""
@@ -226,6 +251,7 @@ class MultiTaskLoss(nn.Module):
         return (self.weights() * losses).sum()
 
     def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+        y_true = self._member_targets(y_pred, y_true)
         if self._plain_mse and y_true.shape[1] == self.n_tasks:
             # sum over tasks of the mean squared error, in one op
             return F.mse_loss(y_pred, y_true, reduction="sum") / len(y_true)

@@ -282,6 +282,8 @@ class MultiTaskModule(nn.Module):
 
     has_gates = False
     expert_names: list = []
+    #: ensemble members served by one forward pass (:meth:`add_members`)
+    n_members = 1
     #: weight of the gates' entropy subtracted from the training loss
     #: (``gate_entropy_bonus``); gated architectures set it
     gate_entropy_bonus = 0.0
@@ -351,19 +353,82 @@ class MultiTaskModule(nn.Module):
             index = [t * max_width + j for t, w in enumerate(output_widths) for j in range(w)]
             self.register_buffer("out_index", torch.tensor(index, dtype=torch.long))
 
+    def add_members(self, n_members: int):
+        """Make the towers and heads serve ``n_members`` ensemble members at once.
+
+        Adds each member's rank-1 adapters (created after every other
+        parameter, so a network without members is unchanged): a
+        multiplicative scale of each task's tower input, ``tower_scale``
+        ``(T, k, 1, H)``, initialised with random signs (±1: what makes the
+        members differ from the start, as TabM's first adapter), and a scale
+        and a bias of each task's head output, ``head_scale`` and
+        ``head_bias`` ``(T, k, 1, C_max)`` (ones and zeros at first). The
+        towers' and heads' weights stay shared. From
+        then on :meth:`_towers_forward` reads ``(T, k * B, H)``, the rows
+        member-major (member ``m``'s rows are ``m * B`` to ``(m + 1) * B``).
+
+        Parameters
+        ----------
+        n_members : int
+            Number of members ``k``, at least 2.
+        """
+        if self.n_members != 1:
+            raise ValueError(f"the network already has {self.n_members} members.")
+        if int(n_members) < 2:
+            raise ValueError(f"n_members must be at least 2, got {n_members}.")
+        k = int(n_members)
+        n_in = self.towers.first.weight.shape[1] if self.towers is not None else None
+        n_in = self.heads.weight.shape[1] if n_in is None else n_in
+        n_out = self.heads.weight.shape[2]
+        self.n_members = k
+        # the unit axis broadcasts over the B rows of each member
+        signs = torch.randint(0, 2, (self.n_tasks, k, 1, n_in), dtype=torch.float32) * 2 - 1
+        self.tower_scale = nn.Parameter(signs)
+        self.head_scale = nn.Parameter(torch.ones(self.n_tasks, k, 1, n_out))
+        self.head_bias = nn.Parameter(torch.zeros(self.n_tasks, k, 1, n_out))
+
+    def member_parameters(self) -> list[nn.Parameter]:
+        """The members' adapters of the towers and heads (none without members).
+
+        Returns
+        -------
+        params : list of torch.nn.Parameter
+            ``tower_scale``, ``head_scale``, ``head_bias``.
+        """
+        if self.n_members == 1:
+            return []
+        return [self.tower_scale, self.head_scale, self.head_bias]
+
     def _towers_forward(self, mixed: torch.Tensor) -> torch.Tensor:
-        """Task outputs ``(B, sum C)`` from each task's tower input ``(T, B, H)``."""
-        batch = mixed.shape[1]
+        """Task outputs ``(R, sum C)`` from each task's tower input ``(T, R, H)``.
+
+        ``R`` is the batch ``B``, or ``k * B`` member-major rows once the
+        network has ``k`` members (:meth:`add_members`).
+        """
+        n_rows = mixed.shape[1]
+        k = self.n_members
+        if k > 1:
+            n_tasks, _, width = mixed.shape
+            # (T, k * B, H) -> (T, k, B, H), times each member's scale (T, k, 1, H)
+            scaled = mixed.reshape(n_tasks, k, -1, width) * self.tower_scale
+            mixed = scaled.view(n_tasks, n_rows, width)  # -> (T, k * B, H)
         # task-major from here: each tower and head is one baddbmm over T
         hidden = self.towers.forward_kfirst(mixed) if self.towers is not None else mixed
-        out = self.heads.forward_kfirst(hidden)  # (T, B, C_max)
-        out = out.transpose(0, 1).reshape(batch, -1)  # (B, T, C_max) -> (B, T * C_max)
+        out = self.heads.forward_kfirst(hidden)  # (T, R, C_max)
+        if k > 1:
+            n_tasks, _, width = out.shape
+            # (T, k * B, C_max) -> (T, k, B, C_max); each member's scale and bias
+            out = torch.addcmul(self.head_bias, out.view(n_tasks, k, -1, width), self.head_scale)
+            # (T, k, B, C_max) -> (k, B, T, C_max) -> (k * B, T * C_max)
+            out = out.permute(1, 2, 0, 3).reshape(n_rows, -1)
+        else:
+            out = out.transpose(0, 1).reshape(n_rows, -1)  # (B, T, C_max) -> (B, T * C_max)
         if self.out_index is not None:
-            out = out.index_select(1, self.out_index)  # (B, sum C)
+            out = out.index_select(1, self.out_index)  # (R, sum C)
         return out
 
     def task_parameters(self) -> list[nn.Parameter]:
-        """The parameters of one task only: the towers and heads.
+        """The parameters of one task only: the towers and heads (and their adapters).
 
         Returns
         -------
@@ -371,7 +436,7 @@ class MultiTaskModule(nn.Module):
             Each is reached by one task's loss alone.
         """
         towers = [] if self.towers is None else list(self.towers.parameters())
-        return towers + list(self.heads.parameters())
+        return towers + list(self.heads.parameters()) + self.member_parameters()
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The parameters the tasks share: everything below the towers.

@@ -21,7 +21,9 @@ import torch
 from onnx import TensorProto, numpy_helper
 from torch import nn
 
+from ._ensemble import EnsembleNetwork
 from ._modules import BatchedLinear, BatchedMLP
+from ._task_types import BINARY, REGRESSION
 from .architectures import MixtureOfExperts, ProgressiveLayeredExtraction, SharedBottom
 from .inputs import INPUT_BLOCKS, InputNetwork
 
@@ -261,15 +263,34 @@ def _batched_mlp(builder, mlp, x):
 
 # ------------------------------------------------------- architectures
 def towers(builder, module, mixed):
-    """:meth:`MultiTaskModule._towers_forward`: ``(T, B, H)`` -> ``(B, sum C)``."""
+    """:meth:`MultiTaskModule._towers_forward`: ``(T, R, H)`` -> ``(R, sum C)``.
+
+    ``R`` is ``B``, or ``k * B`` member-major rows for a network with ``k``
+    ensemble members, whose adapters scale the tower inputs and scale and
+    shift the head outputs.
+    """
+    k = module.n_members
+    n_tasks, width = module.n_tasks, module.heads.weight.shape[2]
+    if k > 1:
+        # (T, k * B, H) -> (T, k, B, H), times the members' scales (T, k, 1, H)
+        n_in = module.tower_scale.shape[3]
+        mixed = builder.node("Reshape", [mixed, builder.shape([n_tasks, k, -1, n_in])])
+        mixed = builder.node("Mul", [mixed, builder.const(module.tower_scale, "tower_scale")])
+        mixed = builder.node("Reshape", [mixed, builder.shape([n_tasks, -1, n_in])])
     hidden = batched_mlp_kfirst(builder, module.towers, mixed) if module.towers else mixed
-    out = batched_linear_kfirst(builder, module.heads, hidden)  # (T, B, C_max)
-    out = builder.node("Transpose", [out], perm=[1, 0, 2])  # (B, T, C_max)
-    width = module.n_tasks * module.heads.weight.shape[2]
-    out = builder.node("Reshape", [out, builder.shape([-1, width])], "task_outputs")
+    out = batched_linear_kfirst(builder, module.heads, hidden)  # (T, R, C_max)
+    if k > 1:
+        # (T, k * B, C_max) -> (T, k, B, C_max); the members' scales and biases
+        out = builder.node("Reshape", [out, builder.shape([n_tasks, k, -1, width])])
+        out = builder.node("Mul", [out, builder.const(module.head_scale, "head_scale")])
+        out = builder.node("Add", [out, builder.const(module.head_bias, "head_bias")])
+        out = builder.node("Transpose", [out], perm=[1, 2, 0, 3])  # (k, B, T, C_max)
+    else:
+        out = builder.node("Transpose", [out], perm=[1, 0, 2])  # (B, T, C_max)
+    out = builder.node("Reshape", [out, builder.shape([-1, n_tasks * width])], "task_outputs")
     if module.out_index is not None:
         out = builder.node("Gather", [out, builder.const(module.out_index, "out_index")], axis=1)
-    return out  # (B, sum C)
+    return out  # (R, sum C)
 
 
 def expand_to_tasks(builder, module, mixed, n_mixtures):
@@ -346,6 +367,47 @@ def _progressive_layered_extraction(builder, module, x):
         mixed = builder.node("MatMul", [weights, outputs], "mixed")  # (B, G, H)
         streams = builder.node("Transpose", [mixed], perm=[1, 0, 2])  # (G, B, H)
     return towers(builder, module, streams)  # the last level: T streams
+
+
+@register_emitter(EnsembleNetwork)
+def _ensemble_network(builder, module, x):
+    """An ensemble: ``(B, d)`` -> every member's rows -> their mean ``(B, sum C)``.
+
+    As :meth:`EnsembleNetwork.average`, each task in its own space; a binary
+    task's logit of the mean probability is ``log sum_m p_m - log sum_m
+    (1 - p_m)`` with both sums of sigmoids (no cancellation near 0 or 1).
+    """
+    k, n_features = module.input_scale.shape
+    # (B, d) * (k, 1, d) -> (k, B, d) -> (k * B, d)
+    scales = builder.const(module.input_scale.unsqueeze(1), "input_scale", np.float32)
+    members = builder.node("Mul", [x, scales], "members")
+    members = builder.node("Reshape", [members, builder.shape([-1, n_features])])
+    out = emit(builder, module.network, members)  # (k * B, sum C)
+    total = module.outputs[-1][2]
+    out = builder.node("Reshape", [out, builder.shape([k, -1, total])])  # (k, B, sum C)
+    axis = builder.shape([0])
+
+    def member_sum(value):  # (k, B, C_t) -> (B, C_t)
+        return builder.node("ReduceSum", [value, axis], "member_sum", keepdims=0)
+
+    pieces = []
+    for kind, start, stop in module.outputs:
+        block = builder.slice(out, start, stop, 2, "member_outputs")  # (k, B, C_t)
+        if kind == REGRESSION:
+            inverse = builder.const(np.float32(1 / k), "inverse_members")
+            pieces.append(builder.node("Mul", [member_sum(block), inverse], "member_mean"))
+        elif kind == BINARY:
+            positive = member_sum(builder.node("Sigmoid", [block]))
+            negative = member_sum(builder.node("Sigmoid", [builder.node("Neg", [block])]))
+            log_odds = [builder.node("Log", [positive]), builder.node("Log", [negative])]
+            pieces.append(builder.node("Sub", log_odds, "member_logit"))
+        else:
+            proba = member_sum(builder.node("Softmax", [block], axis=-1))
+            log_k = builder.const(np.float32(math.log(k)), "log_members")
+            pieces.append(builder.node("Sub", [builder.node("Log", [proba]), log_k]))
+    if len(pieces) == 1:
+        return pieces[0]
+    return builder.node("Concat", pieces, "ensemble_outputs", axis=1)
 
 
 @register_emitter(InputNetwork)

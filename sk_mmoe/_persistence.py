@@ -401,7 +401,7 @@ def _check_weights_size(saved, size, path):
     n_features = saved.fitted["n_features_in_"]
     widths = saved.encoder.output_widths
     limit = size // 4  # every count or width means at least one float32 weight
-    counts = [n_features, len(widths)]
+    counts = [n_features, len(widths), hyper["n_ensemble"]]
     if saved.inputs is not None:
         counts += saved.inputs.size_hints()
     for value in architecture.module_kwargs(hyper).values():
@@ -417,7 +417,9 @@ def _check_weights_size(saved, size, path):
         )
     try:
         with torch.device("meta"):
-            module = build_module(hyper, n_features, widths, saved.inputs)
+            module = build_module(
+                hyper, n_features, widths, saved.inputs, saved.encoder.task_types
+            )
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise _invalid(path, f"cannot build the network it describes: {exc}") from None
     network = _tensor_bytes(module.state_dict())

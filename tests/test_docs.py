@@ -42,6 +42,7 @@ def test_user_guide_pages_have_examples():
         "user_guide/tasks_and_targets.md",
         "user_guide/architectures.md",
         "user_guide/gates.md",
+        "user_guide/ensembles.md",
         "user_guide/missing_labels.md",
         "user_guide/task_weighting.md",
         "user_guide/categorical_features.md",

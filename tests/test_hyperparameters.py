@@ -98,6 +98,7 @@ EXAMPLES = {
     "frequency_scale": 0.1,
     "expert_units": (32, 16),
     "tower_units": (),
+    "n_ensemble": 4,
     "activation": "gelu",
     "dropout": 0.1,
     "gate_dropout": 0.2,
