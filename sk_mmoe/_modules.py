@@ -272,6 +272,24 @@ class MultiTaskModule(nn.Module):
     initialised, in that order), and implements ``forward(x)`` mapping
     ``(B, d)`` to ``(B, sum C)``, usually ending with :meth:`_towers_forward`.
 
+    The contract, by who needs it:
+
+    - **training** (``sk_mmoe._net``, the loss): ``forward``; in training
+      mode, :meth:`auxiliary_loss` (the gates' entropy term, or None);
+    - **task balancing** (GradNorm, PCGrad, conflict tracking):
+      :meth:`task_parameters` (towers and heads), :meth:`shared_parameters`
+      (the rest) and :meth:`last_shared_parameters` (GradNorm's layer);
+    - **gate diagnostics** (``gate_weights``, ``gate_summary``, the collapse
+      warning, plots): ``has_gates``, ``expert_names``, :meth:`expert_labels`
+      and :meth:`gate_weights` ``(B, T, E)``;
+    - **the in-model ensemble** (``n_ensemble``): the towers made by
+      :meth:`_add_towers` and run by :meth:`_towers_forward` (members' adapters
+      live there, so an architecture needs nothing more);
+    - **ONNX export** (``sk_mmoe.onnx``): :meth:`emit_onnx`, the eval-mode
+      ``forward`` written as ONNX nodes, beside the module's own ``forward``
+      (the helpers of ``sk_mmoe._onnx_graph``, imported inside the method, end
+      with its ``towers``).
+
     Attributes
     ----------
     has_gates : bool
@@ -504,6 +522,26 @@ class MultiTaskModule(nn.Module):
             Each task's gate weights over the experts.
         """
         raise ValueError(f"the {type(self).__name__} architecture has no gates")
+
+    def emit_onnx(self, builder, x: str) -> str:
+        """Write the eval-mode ``forward`` as ONNX nodes; the output's name.
+
+        Parameters
+        ----------
+        builder : sk_mmoe._onnx_graph.GraphBuilder
+            Where the nodes go.
+        x : str
+            Name of the input tensor ``(B, d)``.
+
+        Returns
+        -------
+        name : str
+            Name of the output tensor ``(B, sum C)``.
+        """
+        raise TypeError(
+            f"sk_mmoe cannot write the {type(self).__name__} architecture to ONNX: it does "
+            "not implement emit_onnx (see CONTRIBUTING.md, 'Adding an architecture')."
+        )
 
     def train(self, mode: bool = True):
         """Set training (``mode=True``) or evaluation mode, as :meth:`torch.nn.Module.train`.

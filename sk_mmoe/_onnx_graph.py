@@ -24,7 +24,6 @@ from torch import nn
 from ._ensemble import EnsembleNetwork
 from ._modules import BatchedLinear, BatchedMLP
 from ._task_types import BINARY, REGRESSION
-from .architectures import MixtureOfExperts, ProgressiveLayeredExtraction, SharedBottom
 from .inputs import INPUT_BLOCKS, InputNetwork
 
 #: the lowest ONNX opset the emitters write (Unsqueeze, Split, ReduceSum and
@@ -145,6 +144,9 @@ def emit(builder, module, x):
     name : str
         Name of the output tensor.
     """
+    own = getattr(module, "emit_onnx", None)
+    if own is not None:  # an architecture writes itself (MultiTaskModule's contract)
+        return own(builder, x)
     for klass in type(module).__mro__:
         if klass in EMITTERS:
             return EMITTERS[klass](builder, module, x)
@@ -298,75 +300,6 @@ def expand_to_tasks(builder, module, mixed, n_mixtures):
     if n_mixtures == module.n_tasks:
         return mixed
     return builder.node("Expand", [mixed, builder.shape([module.n_tasks, 1, 1])])
-
-
-@register_emitter(MixtureOfExperts)
-def _mixture_of_experts(builder, module, x):
-    """MMoE / MoE: ``(B, d)`` -> ``(B, sum C)``."""
-    experts = builder.node(
-        "Transpose", [batched_mlp_shared_kfirst(builder, module.experts, x)], perm=[1, 0, 2]
-    )  # (E, B, H) -> (B, E, H)
-    n_gates = module.gates.out_features // module.n_experts
-    logits = emit(builder, module.gates, x)  # (B, G * E)
-    logits = builder.node("Reshape", [logits, builder.shape([-1, n_gates, module.n_experts])])
-    weights = builder.node("Softmax", [logits], "gate_weights", axis=-1)  # (B, G, E)
-    mixed = builder.node("MatMul", [weights, experts], "mixed")  # (B, G, H)
-    mixed = builder.node("Transpose", [mixed], perm=[1, 0, 2])  # (G, B, H)
-    return towers(builder, module, expand_to_tasks(builder, module, mixed, n_gates))
-
-
-@register_emitter(SharedBottom)
-def _shared_bottom(builder, module, x):
-    """Shared-Bottom: ``(B, d)`` -> ``(B, sum C)``."""
-    bottom = batched_mlp_shared_kfirst(builder, module.experts, x)  # (1, B, H)
-    return towers(builder, module, expand_to_tasks(builder, module, bottom, 1))
-
-
-@register_emitter(ProgressiveLayeredExtraction)
-def _progressive_layered_extraction(builder, module, x):
-    """PLE / CGC: ``(B, d)`` -> ``(B, sum C)``, level by level.
-
-    Each level's gates are one matmul whose weight already holds the fixed
-    mask: the columns of the ``-inf`` logits (other tasks' experts, and the
-    padding to ``W``) get zero weights and a ``-inf`` bias, as the torch
-    module's stream gates do.
-    """
-    width, n_experts = module._gate_width, module.n_experts
-    streams = None  # (G, B, H)
-    for level, (experts, gates) in enumerate(zip(module.experts, module.gates)):
-        index = getattr(module, f"gate_index_{level}")
-        n_gates = len(index) // width
-        # (n, in) + a zero row -> (G * W, in); bias (n,) + -inf -> (G * W,)
-        weight = torch.cat([gates.weight, gates.weight.new_zeros(1, gates.in_features)])
-        bias = torch.cat([gates.bias, gates.bias.new_full((1,), float("-inf"))])
-        weight, bias = weight.index_select(0, index), bias.index_select(0, index)
-        if level == 0:
-            outputs = batched_mlp_shared_kfirst(builder, experts, x)  # (E, B, H)
-            logits = builder.linear(x, weight, bias, "gate_logits")  # (B, G * W)
-            logits = builder.node("Reshape", [logits, builder.shape([-1, n_gates, width])])
-        else:
-            # each expert reads its stream: (G, B, H) -> (E, B, H)
-            inputs = builder.node(
-                "Gather", [streams, builder.const(module.expert_stream, "expert_stream")], axis=0
-            )
-            outputs = batched_mlp_kfirst(builder, experts, inputs)  # (E, B, H)
-            # (G * W, H) -> (G, W, H) -> (G, H, W); bias (G, 1, W)
-            weight = weight.view(n_gates, width, -1).transpose(1, 2)
-            streams = builder.slice(streams, 0, n_gates, 0, "gated_streams")
-            logits = builder.node(
-                "Add",
-                [
-                    builder.node("MatMul", [streams, builder.const(weight, "gate_weight")]),
-                    builder.const(bias.view(n_gates, 1, width), "gate_bias"),
-                ],
-            )  # (G, B, W)
-            logits = builder.node("Transpose", [logits], perm=[1, 0, 2])  # (B, G, W)
-        weights = builder.node("Softmax", [logits], "gate_weights", axis=-1)
-        weights = builder.slice(weights, 0, n_experts, 2, "gate_weights")  # (B, G, E)
-        outputs = builder.node("Transpose", [outputs], perm=[1, 0, 2])  # (B, E, H)
-        mixed = builder.node("MatMul", [weights, outputs], "mixed")  # (B, G, H)
-        streams = builder.node("Transpose", [mixed], perm=[1, 0, 2])  # (G, B, H)
-    return towers(builder, module, streams)  # the last level: T streams
 
 
 @register_emitter(EnsembleNetwork)

@@ -32,6 +32,11 @@ class Linear(MultiTaskModule):
     def forward(self, x):
         return self.linear(x)
 
+    def emit_onnx(self, builder, x):
+        from sk_mmoe._onnx_graph import emit
+
+        return emit(builder, self.linear, x)  # (B, d) -> (B, sum C)
+
 
 @pytest.fixture
 def linear_architecture():
@@ -71,3 +76,27 @@ def test_unregistered_names_are_rejected():
     X, Y = make_mmoe_tasks(20, n_features=3, random_state=0)
     with pytest.raises(ValueError, match="'architecture' parameter"):
         MMoERegressor(architecture="linear").fit(X, Y)
+
+
+def test_a_registered_architecture_exports_to_onnx(linear_architecture):
+    ort = pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    pytest.importorskip("sk_mmoe.onnx")
+    X, Y = make_mmoe_tasks(200, n_features=4, correlation=0.5, random_state=0)
+    X = X.astype(np.float32)
+    reg = MMoERegressor(architecture="linear", **fast(max_epochs=3)).fit(X, Y)
+    onx = skl2onnx.to_onnx(reg, X[:1])
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(
+        np.column_stack(session.run(None, {"X": X})), reg.predict(X), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_an_architecture_without_an_emitter_says_so(linear_architecture, monkeypatch):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    pytest.importorskip("sk_mmoe.onnx")
+    monkeypatch.delattr(Linear, "emit_onnx")
+    X, Y = make_mmoe_tasks(50, n_features=3, random_state=0)
+    reg = MMoERegressor(architecture="linear", **fast(max_epochs=1)).fit(X.astype(np.float32), Y)
+    with pytest.raises(TypeError, match="Linear architecture to ONNX: it does not implement"):
+        skl2onnx.to_onnx(reg, X[:1].astype(np.float32))

@@ -141,3 +141,36 @@ class MixtureOfExperts(MultiTaskModule):
         mixed = _mix_experts(self._mix(logits), experts).transpose(0, 1)
         # (G, B, H) -> (T, B, H) by broadcasting when G == 1
         return self._towers_forward(mixed.expand(self.n_tasks, -1, -1))
+
+    def emit_onnx(self, builder, x):
+        """MMoE / MoE: ``(B, d)`` -> ``(B, sum C)``.
+
+        Parameters
+        ----------
+        builder : sk_mmoe._onnx_graph.GraphBuilder
+            Where the nodes go.
+        x : str
+            Name of the input tensor ``(B, d)``.
+
+        Returns
+        -------
+        name : str
+            Name of the output tensor ``(B, sum C)``.
+        """
+        from .._onnx_graph import (  # needs onnx: imported on export only
+            batched_mlp_shared_kfirst,
+            emit,
+            expand_to_tasks,
+            towers,
+        )
+
+        experts = builder.node(
+            "Transpose", [batched_mlp_shared_kfirst(builder, self.experts, x)], perm=[1, 0, 2]
+        )  # (E, B, H) -> (B, E, H)
+        n_gates = self.gates.out_features // self.n_experts
+        logits = emit(builder, self.gates, x)  # (B, G * E)
+        logits = builder.node("Reshape", [logits, builder.shape([-1, n_gates, self.n_experts])])
+        weights = builder.node("Softmax", [logits], "gate_weights", axis=-1)  # (B, G, E)
+        mixed = builder.node("MatMul", [weights, experts], "mixed")  # (B, G, H)
+        mixed = builder.node("Transpose", [mixed], perm=[1, 0, 2])  # (G, B, H)
+        return towers(builder, self, expand_to_tasks(builder, self, mixed, n_gates))

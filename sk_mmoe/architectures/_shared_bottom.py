@@ -58,3 +58,27 @@ class SharedBottom(MultiTaskModule):
         bottom = self.experts(x)  # (B, 1, H)
         # (B, 1, H) -> (1, B, H) -> (T, B, H)
         return self._towers_forward(bottom.transpose(0, 1).expand(self.n_tasks, -1, -1))
+
+    def emit_onnx(self, builder, x):
+        """Shared-Bottom: ``(B, d)`` -> ``(B, sum C)``.
+
+        Parameters
+        ----------
+        builder : sk_mmoe._onnx_graph.GraphBuilder
+            Where the nodes go.
+        x : str
+            Name of the input tensor ``(B, d)``.
+
+        Returns
+        -------
+        name : str
+            Name of the output tensor ``(B, sum C)``.
+        """
+        from .._onnx_graph import (  # needs onnx: imported on export only
+            batched_mlp_shared_kfirst,
+            expand_to_tasks,
+            towers,
+        )
+
+        bottom = batched_mlp_shared_kfirst(builder, self.experts, x)  # (1, B, H)
+        return towers(builder, self, expand_to_tasks(builder, self, bottom, 1))
