@@ -160,7 +160,7 @@ def make_funnel_tasks(
     return_proba=False,
     random_state=None,
 ):
-    """Impressions with a click and a conversion observed only after a click.
+    """Generate impressions with a click, and a conversion observed only after a click.
 
     A funnel as in ESMM (Ma et al., SIGIR 2018): each row is an impression;
     it is clicked with probability ``P(click | x) = sigmoid(a + c u^T x)``
