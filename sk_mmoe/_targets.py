@@ -239,8 +239,8 @@ class TaskEncoder:
                 bad = (encoded[:, later] == 1) & (encoded[:, earlier] == 0)
                 n_bad = int(bad.sum())
                 if n_bad:
-                    positive = self.encoders_[later].classes_[1]
-                    negative = self.encoders_[earlier].classes_[0]
+                    positive = self.encoders_[later].classes_.tolist()[1]
+                    negative = self.encoders_[earlier].classes_.tolist()[0]
                     raise ValueError(
                         f"task_sequence: {n_bad} row(s) have task {self.names[later]} "
                         f"positive ({positive!r}) but the earlier step {self.names[earlier]} "
