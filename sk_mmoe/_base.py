@@ -83,6 +83,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         n_iter_no_change=10,
         tol=1e-4,
         missing_targets="error",
+        task_sequence=None,
         callbacks=None,
         device="cpu",
         accelerator=None,
@@ -125,6 +126,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.missing_targets = missing_targets
+        self.task_sequence = task_sequence
         self.callbacks = callbacks
         self.device = device
         self.accelerator = accelerator
@@ -234,8 +236,24 @@ class _BaseMMoE(InputValidation, GateDiagnostics, Persistence, BaseEstimator):
         run = FitRun(self, incremental=incremental, classes=classes, resume=resume)
         return run.run(X, y, sample_weight)
 
+    def _use_task_sequence(self, encoder, target_names, continuing=False):
+        """Set ``encoder.sequence`` from ``task_sequence`` (checked against the tasks).
+
+        A continued fit (``partial_fit``, ``warm_start``) keeps its network's
+        funnel: a changed ``task_sequence`` raises ``ValueError``.
+        """
+        sequence = encoder.resolve_sequence(self.task_sequence, target_names)
+        if continuing and sequence != encoder.sequence:
+            raise ValueError(
+                f"task_sequence={self.task_sequence!r} differs from the funnel this "
+                "estimator was fitted with; call fit (not partial_fit / warm_start) to "
+                "change it."
+            )
+        encoder.sequence = sequence
+
     def _build_net(self, hyper, encoder, target_names):
         """The untrained net for these hyperparameters, targets and ``input_encoder_``."""
+        self._use_task_sequence(encoder, target_names)
         return build_net(
             hyper,
             n_features=self.n_features_in_,

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils import ClassifierTags, RegressorTags
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -68,6 +69,11 @@ def _document(cls):
     return cls
 
 
+def _has_task_sequence(estimator):
+    """Whether ``conditional_proba`` is available: a funnel was given."""
+    return estimator.task_sequence is not None
+
+
 class _ClassOutputs:
     """``classes_`` and ``predict_proba`` for estimators with classification tasks."""
 
@@ -95,13 +101,35 @@ class _ClassOutputs:
             single array when fitted on 1-D ``y``.
         """
         check_is_fitted(self)
-        encoder = self.target_encoder_
-        blocks = encoder.split(self._forward(X))
-        proba = [
-            None if kind == REGRESSION else encoder.probabilities(j, block)
-            for j, (kind, block) in enumerate(zip(encoder.task_types, blocks))
-        ]
+        proba = self.target_encoder_.all_probabilities(self._forward(X))
         return proba[0] if self._single_output else proba
+
+    @available_if(_has_task_sequence)
+    def conditional_proba(self, X):
+        """Probabilities of each funnel step given the earlier one (``task_sequence``).
+
+        ``predict_proba`` gives a later funnel step's joint probability
+        (e.g. P(click and convert)); this method gives its conditional
+        probability (P(convert | click)), the one its tower learns. The
+        first step and the tasks outside the funnel are as in
+        ``predict_proba``. Available only with a ``task_sequence``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows.
+
+        Returns
+        -------
+        proba : list
+            One entry per task, as ``predict_proba``: an array of shape
+            (n_samples, n_classes_k), or None for a regression task. For a
+            later funnel step, ``[1 - P(step | earlier), P(step | earlier)]``;
+            its column 1 times the earlier step's ``predict_proba`` column 1
+            is its ``predict_proba`` column 1.
+        """
+        check_is_fitted(self)
+        return self.target_encoder_.all_probabilities(self._forward(X), conditional=True)
 
 
 @_document
@@ -142,6 +170,12 @@ class MMoERegressor(RegressorMixin, _BaseMMoE):
     """
 
     def _task_types(self, columns, names):
+        if self.task_sequence is not None:
+            raise ValueError(
+                "MMoERegressor does not take a task_sequence: funnel steps are binary "
+                "tasks, and a regressor's tasks are continuous. Use MMoEClassifier or "
+                "MMoEMultiTask for a funnel."
+            )
         return [REGRESSION] * len(columns)
 
     score = _BaseMMoE.score  # not RegressorMixin's: missing labels, per-task mean
@@ -347,6 +381,7 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
         n_iter_no_change=10,
         tol=1e-4,
         missing_targets="error",
+        task_sequence=None,
         callbacks=None,
         device="cpu",
         accelerator=None,
@@ -390,6 +425,7 @@ class MMoEMultiTask(_ClassOutputs, _BaseMMoE):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             missing_targets=missing_targets,
+            task_sequence=task_sequence,
             callbacks=callbacks,
             device=device,
             accelerator=accelerator,

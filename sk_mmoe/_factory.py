@@ -36,7 +36,7 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
     n_features : int
         Input width of the network.
     encoder : TaskEncoder
-        The fitted target encoder (task types and output widths).
+        The fitted target encoder (task types, output widths and funnel).
     target_names : array-like of str
         Task names, for the per-task validation losses.
     task_weights : list of float or None
@@ -109,6 +109,7 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
         criterion__dwa_temperature=hyper["dwa_temperature"],
         criterion__gradnorm_alpha=hyper["gradnorm_alpha"],
         criterion__n_members=hyper["n_ensemble"],
+        criterion__sequence=list(encoder.sequence),
         optimizer=hyper["optimizer"],
         lr=hyper["lr"],
         optimizer__weight_decay=hyper["weight_decay"],

@@ -215,17 +215,22 @@ class FitRun:
         est = self.estimator
         present = targets.present()
         if self.mode is Mode.CONTINUE:
-            return est.target_encoder_, est.random_seed_, est.target_names_, est._single_output
-        if self.mode is Mode.RESUME:
-            return self.resume.fitted(len(targets.columns))
-        task_types = est._task_types(present, [str(n) for n in targets.names])
-        encoder = TaskEncoder(task_types, targets.labels)
-        classes = self.classes
-        if seen is not None:
-            classes = [None if kind == REGRESSION else s for kind, s in zip(task_types, seen)]
-        encoder.fit(targets.columns, classes=classes, sample_weight=sample_weight)
-        seed0 = int(check_random_state(est.random_state).randint(_MAX_SEED))
-        return encoder, seed0, targets.names, targets.single_output
+            fitted = est.target_encoder_, est.random_seed_, est.target_names_, est._single_output
+        elif self.mode is Mode.RESUME:
+            fitted = self.resume.fitted(len(targets.columns))
+        else:
+            task_types = est._task_types(present, [str(n) for n in targets.names])
+            encoder = TaskEncoder(task_types, targets.labels)
+            classes = self.classes
+            if seen is not None:
+                classes = [None if kind == REGRESSION else s for kind, s in zip(task_types, seen)]
+            encoder.fit(targets.columns, classes=classes, sample_weight=sample_weight)
+            seed0 = int(check_random_state(est.random_state).randint(_MAX_SEED))
+            fitted = encoder, seed0, targets.names, targets.single_output
+        # the funnel, checked against the fitted task types; transform then
+        # checks the labels against it
+        est._use_task_sequence(fitted[0], fitted[2], continuing=self.mode is Mode.CONTINUE)
+        return fitted
 
     def _train(self, hyper, source, fitted):
         """Build (or reuse) the net and train it on ``source``; returns the net."""

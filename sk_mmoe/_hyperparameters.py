@@ -168,6 +168,19 @@ def _random_state_to_json(random_state):
     return random_state if isinstance(random_state, (int, type(None))) else None
 
 
+def _task_sequence_to_json(sequence):
+    """Task names (any sequence of them) as a list of str; None as it is."""
+    return None if sequence is None else [str(name) for name in sequence]
+
+
+def _task_sequence_from_json(sequence):
+    if sequence is None:
+        return None
+    if not isinstance(sequence, list) or not all(isinstance(n, str) for n in sequence):
+        raise ValueError("task_sequence must be a list of task names")
+    return sequence
+
+
 _UNITS = Codec(_units_to_json, _units_from_json)
 _CATEGORICAL_FEATURES = Codec(to_json=_categorical_features_to_json)
 _TASK_WEIGHTS = Codec(to_json=_task_weights_to_json)
@@ -176,6 +189,7 @@ _CALLBACKS = Codec(to_json=_callbacks_to_json)
 _DEVICE = Codec(to_json=str)
 _ACCELERATOR = Codec(to_json=_accelerator_to_json)
 _RANDOM_STATE = Codec(to_json=_random_state_to_json)
+_TASK_SEQUENCE = Codec(_task_sequence_to_json, _task_sequence_from_json)
 
 #: every shared hyperparameter, in signature order
 HYPERPARAMETERS = (
@@ -598,6 +612,27 @@ HYPERPARAMETERS = (
         ``"ignore"``: a missing cell adds no loss for its task; rows missing
         every task are dropped with a warning.
         """,
+    ),
+    Hyperparameter(
+        "task_sequence",
+        None,
+        [None, list, tuple],
+        "list of str or None",
+        """
+        A funnel: names of binary tasks (``target_names_``; ``"task_0"``, ...
+        for arrays) in the order a row passes them, e.g. ``["click",
+        "convert"]``. A later step's label only means something where the
+        earlier ones are positive (the positive class is a task's second
+        class in ``classes_``: 1, True, "yes"). Each step's tower learns the
+        step's probability given the earlier one, and the loss is a binary
+        cross-entropy on the joint probability (the product of the
+        conditionals) over every row, as ESMM does (Ma et al., SIGIR 2018);
+        ``predict_proba`` and ``predict`` give the joint, ``conditional_proba``
+        the conditional. A row with a later step positive and an earlier one
+        negative raises ``ValueError``. Not for ``MMoERegressor``. See
+        "Funnels" in the user guide.
+        """,
+        codec=_TASK_SEQUENCE,
     ),
     Hyperparameter(
         "callbacks",

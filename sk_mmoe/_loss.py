@@ -73,6 +73,14 @@ class MultiTaskLoss(nn.Module):
         Ensemble members ``k``: a ``y_pred`` of ``k`` times the rows of
         ``y_true`` holds each member's outputs (member-major), and each task's
         loss is the mean of its members' losses.
+    sequence : sequence of int
+        A funnel (``task_sequence``): indices of binary tasks in funnel order,
+        or empty for none. Each step's logit is that of its probability given
+        the earlier step; step ``j``'s loss (after the first) is the binary
+        cross-entropy of the joint probability ``P(steps 1..j)``, the product
+        of the conditionals, against step ``j``'s label, over every row
+        labelled for step ``j`` (ESMM, Ma et al., SIGIR 2018). The first
+        step's loss is its ordinary one.
     """
 
     def __init__(
@@ -84,6 +92,7 @@ class MultiTaskLoss(nn.Module):
         dwa_temperature=2.0,
         gradnorm_alpha=1.5,
         n_members=1,
+        sequence=(),
     ):
         super().__init__()
         if method is not None and method not in METHODS:
@@ -143,6 +152,7 @@ class MultiTaskLoss(nn.Module):
         self._bin_cols = _slice([starts[t] for t in binary], whole=sum(output_widths))
         self._bin_tasks = _slice(binary)
         self._in_order = order == list(range(n_tasks))
+        self._init_funnel(sequence, task_types, starts)
         # every task a regression of width 1 with weight 1: with unweighted
         # y_true the loss is one fused mse_loss
         self._plain_mse = (
@@ -215,7 +225,56 @@ class MultiTaskLoss(nn.Module):
         losses = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
         if not self._in_order:
             losses = losses.index_select(1, self.inverse_order)
+        if self.funnel_steps is not None:
+            losses = self._funnel_losses(y_pred, targets, losses)
         return losses
+
+    # --------------------------------------------------------------- funnels
+    def _init_funnel(self, sequence, task_types, starts):
+        """Buffers of the funnel ``sequence`` (task indices); None without one."""
+        sequence = [int(t) for t in sequence]
+        # None: no funnel (a None buffer is not in the state dict)
+        self.register_buffer("funnel_steps", None)
+        self.register_buffer("funnel_cols", None)
+        if not sequence:
+            return
+        if len(set(sequence)) != len(sequence) or len(sequence) < 2:
+            raise ValueError(f"a funnel needs at least 2 distinct tasks, got {sequence}.")
+        not_binary = [t for t in sequence if task_types[t] != BINARY]
+        if not_binary:
+            raise ValueError(
+                f"every funnel step must be a binary task; tasks {not_binary} are not."
+            )
+        self.funnel_steps = torch.tensor(sequence, dtype=torch.long)
+        self.funnel_cols = torch.tensor([starts[t] for t in sequence], dtype=torch.long)
+
+    def _funnel_losses(self, y_pred: torch.Tensor, targets: torch.Tensor, losses: torch.Tensor):
+        """``losses (B, T)`` with each later funnel step's loss replaced by ESMM's.
+
+        For the steps' conditional logits ``z_1..z_k`` the joint probability
+        of steps ``1..j`` is ``P_j = prod_{i<=j} sigmoid(z_i)``, kept as logs:
+        ``log P_j = sum_{i<=j} logsigmoid(z_i)`` and, by
+        ``1 - P_j = (1 - P_{j-1}) + P_{j-1} (1 - sigmoid(z_j))``,
+        ``log(1 - P_j) = logaddexp(log(1 - P_{j-1}), log P_{j-1} + logsigmoid(-z_j))``
+        from ``log(1 - P_1) = logsigmoid(-z_1)``. Every term stays finite
+        however large the logits: ``log1mexp(log P_j)`` would give ``-inf``
+        (and a NaN gradient) once ``log P_j`` rounds to 0. The loss of step
+        ``j`` is ``-(y_j log P_j + (1 - y_j) log(1 - P_j))``.
+        """
+        logits = y_pred.index_select(1, self.funnel_cols)  # (B, k) conditional logits
+        labels = targets.index_select(1, self.funnel_steps)  # (B, k), 0 / 1
+        log_yes = F.logsigmoid(logits)  # (B, k): log sigmoid(z_i)
+        log_no = F.logsigmoid(-logits)  # (B, k): log (1 - sigmoid(z_i))
+        log_joint = log_yes[:, 0]  # (B,): log P_1
+        log_not_joint = log_no[:, 0]  # (B,): log (1 - P_1)
+        later = []
+        for j in range(1, logits.shape[1]):  # the funnel's steps: a handful
+            log_not_joint = torch.logaddexp(log_not_joint, log_joint + log_no[:, j])
+            log_joint = log_joint + log_yes[:, j]
+            y = labels[:, j]
+            later.append(-(y * log_joint + (1.0 - y) * log_not_joint))
+        # (B, k - 1) written over the later steps' ordinary losses
+        return losses.index_copy(1, self.funnel_steps[1:], torch.stack(later, dim=1))
 
     def weights(self) -> torch.Tensor:
         """The factor of each task's loss in the training loss ``(T,)``, detached."""

@@ -104,7 +104,21 @@ class TaskEncoder:
         of ``TASK_TYPES``.
     names : list of str
         Column names used in error messages.
+
+    Attributes
+    ----------
+    sequence : tuple of int
+        A funnel (``task_sequence``): the indices of its binary tasks in
+        funnel order, or empty. Set by :meth:`resolve_sequence`'s caller;
+        the network's output of each step is the logit of its probability
+        given the earlier step, and decoding turns it into the joint
+        probability. The positive class of a task is its second class
+        (``classes_[1]``, the label sorted last: 1, True, "yes"), which is
+        label-encoded as 1.
     """
+
+    #: no funnel (also for encoders pickled before funnels existed)
+    sequence = ()
 
     def __init__(self, task_types, names):
         self.task_types = list(task_types)
@@ -173,7 +187,66 @@ class TaskEncoder:
                 encoded = self._encode_labels(j, present)
             out[mask, j] = np.nan
             out[~mask, j] = encoded
+        if self.sequence:
+            self.check_sequence_labels(out)
         return out
+
+    # --------------------------------------------------------------- funnels
+    def resolve_sequence(self, task_sequence, target_names):
+        """The task indices of ``task_sequence`` (names of ``target_names``); () for None.
+
+        Raises ``ValueError`` for an unknown or repeated name, fewer than two
+        steps, or a step that is not a binary task (after :meth:`fit`).
+        """
+        if task_sequence is None:
+            return ()
+        names = [str(n) for n in target_names]
+        steps = list(task_sequence)
+        if isinstance(task_sequence, str) or len(steps) < 2:
+            raise ValueError(
+                f"task_sequence must list at least 2 task names in funnel order, "
+                f"got {task_sequence!r}."
+            )
+        unknown = [n for n in steps if not isinstance(n, str) or n not in names]
+        if unknown:
+            raise ValueError(
+                f"task_sequence names {unknown}, which are not tasks; the tasks are {names}."
+            )
+        if len(set(steps)) != len(steps):
+            raise ValueError(f"task_sequence repeats a task: {steps}.")
+        sequence = tuple(names.index(n) for n in steps)
+        for j in sequence:
+            if self.task_types[j] != BINARY:
+                classes = (
+                    ""
+                    if self.task_types[j] == REGRESSION
+                    else (f" with classes {self.encoders_[j].classes_.tolist()}")
+                )
+                raise ValueError(
+                    f"task_sequence step {names[j]!r} is a {self.task_types[j]} task"
+                    f"{classes}; every funnel step must be a binary task."
+                )
+        return sequence
+
+    def check_sequence_labels(self, encoded):
+        """Raise ``ValueError`` where a later funnel step is positive and an earlier one negative.
+
+        ``encoded`` is :meth:`transform`'s matrix (1 for the positive class,
+        NaN where missing); a missing label contradicts nothing.
+        """
+        for position, later in enumerate(self.sequence):
+            for earlier in self.sequence[:position]:
+                bad = (encoded[:, later] == 1) & (encoded[:, earlier] == 0)
+                n_bad = int(bad.sum())
+                if n_bad:
+                    positive = self.encoders_[later].classes_.tolist()[1]
+                    negative = self.encoders_[earlier].classes_.tolist()[0]
+                    raise ValueError(
+                        f"task_sequence: {n_bad} row(s) have task {self.names[later]} "
+                        f"positive ({positive!r}) but the earlier step {self.names[earlier]} "
+                        f"negative ({negative!r}); a later step can only be positive "
+                        "where every earlier one is."
+                    )
 
     def _encode_labels(self, j, labels):
         enc = self.encoders_[j]
@@ -197,7 +270,10 @@ class TaskEncoder:
         Returns a list of 1-D arrays: floats for regression tasks, original
         labels for classification tasks.
         """
-        return [self._decode_task(j, block) for j, block in enumerate(self.split(outputs))]
+        blocks = self.split(outputs)
+        if self.sequence:
+            return self._decode_funnel(blocks)
+        return [self._decode_task(j, block) for j, block in enumerate(blocks)]
 
     def regression_values(self, outputs):
         """All tasks' values ``(n, T)`` float64 when every task is a regression; else None.
@@ -292,6 +368,44 @@ class TaskEncoder:
         block = block - block.max(axis=1, keepdims=True)
         e = np.exp(block)
         return e / e.sum(axis=1, keepdims=True)
+
+    def all_probabilities(self, outputs, conditional=False):
+        """Class probabilities of every task from outputs ``(n, sum C)``; None for regression.
+
+        A later funnel step's are those of the joint event (this step and
+        every earlier one), ``[1 - P, P]`` with ``P`` the product of the
+        steps' conditional probabilities so far; with ``conditional``, those
+        of the step given the earlier one. The product is taken in float64
+        in funnel order, each factor at most 1, so a step's joint probability
+        never exceeds the earlier step's, and the conditional times the
+        earlier joint is the joint exactly.
+        """
+        blocks = self.split(outputs)
+        proba = [
+            None if kind == REGRESSION else self.probabilities(j, block)
+            for j, (kind, block) in enumerate(zip(self.task_types, blocks))
+        ]
+        if self.sequence and not conditional:
+            joint = self._joint(proba)
+            for j, p in zip(self.sequence[1:], joint[1:]):
+                proba[j] = np.column_stack([1.0 - p, p])
+        return proba
+
+    def _joint(self, proba):
+        """The joint probability ``(n,)`` of each funnel step from the per-task ``proba``."""
+        joint = [proba[self.sequence[0]][:, 1]]
+        for j in self.sequence[1:]:
+            joint.append(joint[-1] * proba[j][:, 1])
+        return joint
+
+    def _decode_funnel(self, blocks):
+        """:meth:`decode` with a funnel: a later step is positive where its joint exceeds 0.5."""
+        labels = [self._decode_task(j, block) for j, block in enumerate(blocks)]
+        proba = {j: self.probabilities(j, blocks[j]) for j in self.sequence}
+        joint = self._joint(proba)
+        for j, p in zip(self.sequence[1:], joint[1:]):
+            labels[j] = self.encoders_[j].classes_[(p > 0.5).astype(np.intp)]
+        return labels
 
 
 def _as_float(values, name):

@@ -1,14 +1,17 @@
-"""Synthetic multi-task data with a controlled task correlation."""
+"""Synthetic multi-task data: tasks of controlled correlation, and funnels."""
 
 from __future__ import annotations
 
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+from scipy.special import expit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
-__all__ = ["make_mmoe_tasks"]
+__all__ = ["make_funnel_tasks", "make_mmoe_tasks"]
 
 
 @validate_params(
@@ -131,3 +134,123 @@ def make_mmoe_tasks(
     waves = np.sin(linear[..., None] * alpha + beta).sum(axis=-1)
     Y = linear + waves + noise * rng.standard_normal((n_samples, n_tasks))
     return X, Y
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_features": [Interval(Integral, 2, None, closed="left")],
+        "click_rate": [Interval(Real, 0, 1, closed="neither")],
+        "conversion_rate": [Interval(Real, 0, 1, closed="neither")],
+        "overlap": [Interval(Real, -1, 1, closed="both")],
+        "scale": [Interval(Real, 0, None, closed="left")],
+        "return_proba": ["boolean"],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_funnel_tasks(
+    n_samples=10_000,
+    *,
+    n_features=20,
+    click_rate=0.1,
+    conversion_rate=0.1,
+    overlap=0.5,
+    scale=2.0,
+    return_proba=False,
+    random_state=None,
+):
+    """Generate impressions with a click, and a conversion observed only after a click.
+
+    A funnel as in ESMM (Ma et al., SIGIR 2018): each row is an impression;
+    it is clicked with probability ``P(click | x) = sigmoid(a + c u^T x)``
+    and, once clicked, converts with probability
+    ``P(convert | click, x) = sigmoid(b + c v^T x + c (u^T x)^2 / 2)``
+    (so ``y["convert"]`` is 0 wherever ``y["click"]`` is 0). ``u`` and ``v``
+    are unit vectors whose cosine similarity is ``overlap``: the conversion
+    depends on the features partly through the click's direction and partly
+    through its own. ``x ~ N(0, I)``. The intercepts ``a`` and ``b`` are set
+    on the drawn rows so that the mean click probability is ``click_rate``
+    and the mean conversion probability of the clicked impressions
+    (``E[P(click) P(convert | click)] / E[P(click)]``) is ``conversion_rate``.
+
+    Parameters
+    ----------
+    n_samples : int, default=10_000
+        Number of impressions (rows).
+    n_features : int, default=20
+        Input dimension; at least 2.
+    click_rate : float in (0, 1), default=0.1
+        Mean probability of a click.
+    conversion_rate : float in (0, 1), default=0.1
+        Mean probability of a conversion given a click.
+    overlap : float in [-1, 1], default=0.5
+        Cosine similarity of the click's and the conversion's directions.
+    scale : float >= 0, default=2.0
+        ``c``: how strongly the features decide (0: every row has the same
+        probabilities).
+    return_proba : bool, default=False
+        Also return the true probabilities.
+    random_state : int, RandomState instance or None, default=None
+        Seeds every draw; the same int gives the same data.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        Standard normal features.
+    y : DataFrame of shape (n_samples, 2)
+        Columns ``"click"`` and ``"convert"``, int 0 / 1.
+    proba : DataFrame of shape (n_samples, 3)
+        Only with ``return_proba``: the true ``"click"`` (P(click)),
+        ``"convert_given_click"`` (P(convert | click)) and
+        ``"click_and_convert"`` (their product) of each row.
+
+    References
+    ----------
+    X. Ma, L. Zhao, G. Huang, Z. Wang, Z. Hu, X. Zhu, K. Gai. Entire Space
+    Multi-Task Model: An Effective Approach for Estimating Post-Click
+    Conversion Rate. SIGIR 2018.
+
+    Examples
+    --------
+    >>> from sk_mmoe.datasets import make_funnel_tasks
+    >>> X, y = make_funnel_tasks(20_000, click_rate=0.2, conversion_rate=0.1, random_state=0)
+    >>> X.shape, list(y.columns)
+    ((20000, 20), ['click', 'convert'])
+    >>> bool((y["convert"] <= y["click"]).all())
+    True
+    >>> print(f"{y['click'].mean():.2f} {y['convert'][y['click'] == 1].mean():.2f}")
+    0.20 0.10
+    """
+    rng = check_random_state(random_state)
+    # two orthonormal directions (d, 2) from the QR decomposition of a Gaussian matrix
+    basis, _ = np.linalg.qr(rng.standard_normal((n_features, 2)))
+    u = basis[:, 0]
+    v = overlap * basis[:, 0] + np.sqrt(1.0 - overlap**2) * basis[:, 1]
+    X = rng.standard_normal((n_samples, n_features))
+    click_score = scale * (X @ u)  # (n,)
+    convert_score = scale * (X @ v) + 0.5 * scale * (X @ u) ** 2  # (n,)
+    a = _intercept(lambda t: expit(t + click_score).mean() - click_rate)
+    p_click = expit(a + click_score)
+    b = _intercept(
+        lambda t: (p_click * expit(t + convert_score)).sum() / p_click.sum() - conversion_rate
+    )
+    p_convert = expit(b + convert_score)
+    click = rng.random_sample(n_samples) < p_click
+    convert = click & (rng.random_sample(n_samples) < p_convert)
+    y = pd.DataFrame({"click": click.astype(int), "convert": convert.astype(int)})
+    if not return_proba:
+        return X, y
+    proba = pd.DataFrame(
+        {
+            "click": p_click,
+            "convert_given_click": p_convert,
+            "click_and_convert": p_click * p_convert,
+        }
+    )
+    return X, y, proba
+
+
+def _intercept(gap):
+    """The root of ``gap`` (increasing in the intercept), bracketed widely."""
+    return brentq(gap, -60.0, 60.0, xtol=1e-10)

@@ -43,7 +43,11 @@ For each task, in the order of ``target_names_`` (``"task_0"``, ... when
   tensor, as the labels' dtype);
 - ``proba_<task>``, shape ``(n, n_classes)``, double: the task's
   ``predict_proba``, columns in the order of ``classes_``; classification
-  tasks only.
+  tasks only;
+- ``conditional_proba_<task>``, shape ``(n, 2)``, double: the task's
+  ``conditional_proba``; the funnel's later steps only (``task_sequence``),
+  whose ``predict_<task>`` and ``proba_<task>`` are those of the joint
+  probability.
 
 Examples
 --------
@@ -117,14 +121,20 @@ def output_names(estimator):
     -------
     names : list of str
         Per task, in the order of ``target_names_``: ``"predict_<task>"``,
-        then ``"proba_<task>"`` for a classification task.
+        then ``"proba_<task>"`` for a classification task, then
+        ``"conditional_proba_<task>"`` for a later step of the funnel
+        (``task_sequence``).
     """
     check_is_fitted(estimator)
+    encoder = estimator.target_encoder_
+    later = set(encoder.sequence[1:])
     names = []
-    for name, kind in zip(estimator.target_names_, estimator.target_encoder_.task_types):
+    for j, (name, kind) in enumerate(zip(estimator.target_names_, encoder.task_types)):
         names.append(f"predict_{name}")
         if kind != REGRESSION:
             names.append(f"proba_{name}")
+        if j in later:
+            names.append(f"conditional_proba_{name}")
     return names
 
 
@@ -156,12 +166,16 @@ def _parse(scope, model, inputs, custom_parsers=None):
     operator.inputs = inputs
     encoder = model.target_encoder_
     names = iter(output_names(model))
-    for kind, classes in zip(encoder.task_types, encoder.classes):
+    later = set(encoder.sequence[1:])
+    for j, (kind, classes) in enumerate(zip(encoder.task_types, encoder.classes)):
         label_type = DoubleTensorType if kind == REGRESSION else _label_constant(classes)[1]
         operator.outputs.append(scope.declare_local_variable(next(names), label_type([None])))
         if kind != REGRESSION:
             proba = DoubleTensorType([None, len(classes)])
             operator.outputs.append(scope.declare_local_variable(next(names), proba))
+        if j in later:
+            conditional = DoubleTensorType([None, 2])
+            operator.outputs.append(scope.declare_local_variable(next(names), conditional))
     return operator.outputs
 
 
@@ -241,10 +255,14 @@ def _decode(builder, model, outputs, onnx_outputs):
     """Write each task's prediction (and probabilities) into the declared outputs."""
     encoder = model.target_encoder_
     targets = iter(onnx_outputs)
+    joint = _funnel_joint(builder, encoder, outputs)
     start = 0
     for j, (kind, width) in enumerate(zip(encoder.task_types, encoder.output_widths)):
         block = builder.slice(outputs, start, start + width, 1, f"task_{j}")  # (B, C_j)
         start += width
+        if j in joint:
+            _decode_funnel_step(builder, encoder, j, block, joint[j], targets)
+            continue
         if kind == REGRESSION:
             scaler = encoder.encoders_[j]
             value = builder.node("Cast", [block], to=TensorProto.DOUBLE)
@@ -270,6 +288,41 @@ def _decode(builder, model, outputs, onnx_outputs):
             builder.node("Concat", [negative, positive], axis=1, output=proba)
         else:
             builder.node("Softmax", [logits], axis=1, output=proba)
+
+
+def _funnel_joint(builder, encoder, outputs):
+    """The joint probability ``(B, 1)`` double of each later funnel step, by task index.
+
+    As ``predict_proba``: the product, in funnel order, of the steps'
+    sigmoids in double.
+    """
+    starts = np.cumsum([0, *encoder.output_widths])
+    joint, product = {}, None
+    for j in encoder.sequence:
+        logit = builder.slice(outputs, starts[j], starts[j] + 1, 1, f"step_{j}")  # (B, 1)
+        step = builder.node("Sigmoid", [builder.node("Cast", [logit], to=TensorProto.DOUBLE)])
+        if product is not None:
+            product = joint[j] = builder.node("Mul", [product, step])
+        else:
+            product = step
+    return joint
+
+
+def _decode_funnel_step(builder, encoder, j, block, joint, targets):
+    """A later funnel step: label and probabilities of the joint, then the conditional."""
+    labels, _ = _label_constant(encoder.classes[j])
+    one = builder.const(np.float64(1), "one")
+    index = builder.node("Greater", [joint, builder.const(np.float64(0.5), "half")])
+    index = builder.node("Cast", [index], to=TensorProto.INT64)
+    index = builder.node("Reshape", [index, builder.shape([-1])])
+    builder.node(
+        "Gather", [builder.const(labels, "classes"), index], output=next(targets).full_name
+    )
+    negative = builder.node("Sub", [one, joint])
+    builder.node("Concat", [negative, joint], axis=1, output=next(targets).full_name)
+    positive = builder.node("Sigmoid", [builder.node("Cast", [block], to=TensorProto.DOUBLE)])
+    negative = builder.node("Sub", [one, positive])
+    builder.node("Concat", [negative, positive], axis=1, output=next(targets).full_name)
 
 
 def _convert(scope, operator, container):

@@ -1,9 +1,9 @@
-"""make_mmoe_tasks: the synthetic tasks of Ma et al. (2018), section 3.2."""
+"""make_mmoe_tasks (the synthetic tasks of Ma et al., 2018, section 3.2) and make_funnel_tasks."""
 
 import numpy as np
 import pytest
 
-from sk_mmoe.datasets import make_mmoe_tasks
+from sk_mmoe.datasets import make_funnel_tasks, make_mmoe_tasks
 
 
 def label_correlation(correlation, random_state=0, **kwargs):
@@ -77,3 +77,45 @@ def test_noise_level():
 def test_invalid_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_mmoe_tasks(10, **kwargs)
+
+
+# ------------------------------------------------------------ make_funnel_tasks
+def test_funnel_shapes_labels_and_rates():
+    X, y, proba = make_funnel_tasks(
+        40_000,
+        n_features=6,
+        click_rate=0.3,
+        conversion_rate=0.2,
+        return_proba=True,
+        random_state=0,
+    )
+    assert X.shape == (40_000, 6) and list(y.columns) == ["click", "convert"]
+    assert set(np.unique(y.to_numpy())) == {0, 1}
+    # a conversion only after a click
+    assert (y["convert"] <= y["click"]).all()
+    # the rates asked for, in the true probabilities exactly and in the labels roughly
+    assert proba["click"].mean() == pytest.approx(0.3, abs=1e-8)
+    clicked = proba["click"] * proba["convert_given_click"]
+    assert clicked.sum() / proba["click"].sum() == pytest.approx(0.2, abs=1e-8)
+    np.testing.assert_array_equal(proba["click_and_convert"], clicked)
+    assert y["click"].mean() == pytest.approx(0.3, abs=0.01)
+    assert y["convert"][y["click"] == 1].mean() == pytest.approx(0.2, abs=0.01)
+
+
+def test_funnel_conversion_depends_on_the_features_unlike_the_click():
+    X, _, proba = make_funnel_tasks(5000, overlap=0.0, return_proba=True, random_state=0)
+    click = np.log(proba["click"] / (1 - proba["click"]))
+    convert = np.log(proba["convert_given_click"] / (1 - proba["convert_given_click"]))
+    # the click logit is linear in X; the conversion logit is not that line
+    residual = convert - np.polyval(np.polyfit(click, convert, 1), click)
+    assert residual.std() > 1.0
+    flat = make_funnel_tasks(1000, scale=0.0, return_proba=True, random_state=0)[2]
+    assert np.ptp(flat["click"]) < 1e-12 and np.ptp(flat["convert_given_click"]) < 1e-12
+
+
+def test_funnel_deterministic_for_a_seed():
+    first = make_funnel_tasks(300, random_state=3)
+    second = make_funnel_tasks(300, random_state=np.random.RandomState(3))
+    np.testing.assert_array_equal(first[0], second[0])
+    assert first[1].equals(second[1])
+    assert not first[1].equals(make_funnel_tasks(300, random_state=4)[1])

@@ -20,6 +20,16 @@ SCRIPTS = {
         ["correlation_experiment.png"],
         ["Shared-Bottom", "MoE (one gate)", "MMoE", "lowest test MSE"],
     ),
+    "plot_funnel.py": (
+        ["funnel.png"],
+        [
+            "funnel",
+            "click x conversion on clicks",
+            "independent tasks",
+            "joint ROC AUC",
+            "conditional ROC AUC",
+        ],
+    ),
     "plot_gate_weights.py": (
         ["gate_weights.png"],
         ["mmoe p=0.5: mean gate weights", "moe p=0.5: mean gate weights"],

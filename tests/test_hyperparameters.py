@@ -118,6 +118,7 @@ EXAMPLES = {
     "n_iter_no_change": 3,
     "tol": 0.0,
     "missing_targets": "ignore",
+    "task_sequence": ["click", "convert"],
     "callbacks": [],
     "device": "cuda:1",
     "accelerator": None,  # never saved: see CHANGED
@@ -136,6 +137,7 @@ CHANGED = {
     "expert_units": [([16, 8], (16, 8), False), (np.int64(16), 16, False)],
     "tower_units": [([4], (4,), False)],
     "task_weights": [(np.array([1, 2]), [1.0, 2.0], False)],
+    "task_sequence": [(("click", "convert"), ["click", "convert"], False)],
     "optimizer": [(torch.optim.AdamW, torch.optim.AdamW, False)],
     "callbacks": [([EpochTimer()], None, True)],
     "device": [(torch.device("cpu"), "cpu", False)],
