@@ -49,36 +49,7 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
     net : MMoENet
     """
     method = hyper["task_weights"] if isinstance(hyper["task_weights"], str) else None
-    callbacks = [copy.deepcopy(cb) for cb in (hyper["callbacks"] or [])]
-    callbacks.append(
-        (
-            "divergence_guard",
-            DivergenceGuard(
-                None if method == "uncertainty" else _constant_loss(encoder, task_weights),
-                hyper["lr"],
-            ),
-        )
-    )
-    if method in ("uncertainty", "dwa", "gradnorm"):
-        callbacks.append(("task_weights", TaskWeightHistory()))
-    if hyper["track_task_conflict"]:
-        callbacks.append(("task_conflict", TaskConflict()))
-    if hyper["early_stopping"]:
-        names = [str(name) for name in target_names]
-        callbacks.append(("task_valid_loss", TaskValidationLoss(names)))
-        callbacks.append(
-            (
-                "early_stopping",
-                EarlyStopping(
-                    monitor="valid_loss",
-                    patience=hyper["n_iter_no_change"],
-                    threshold=hyper["tol"],
-                    threshold_mode="abs",
-                    load_best=True,
-                    sink=print if hyper["verbose"] else _silent,
-                ),
-            )
-        )
+    callbacks = _callbacks(hyper, method, encoder, target_names, task_weights)
     extra = {}
     net_class = MMoENet
     accelerator = hyper["accelerator"]
@@ -123,6 +94,41 @@ def build_net(hyper, *, n_features, encoder, target_names, task_weights, inputs=
         device=hyper["device"],
         verbose=hyper["verbose"],
     )
+
+
+def _callbacks(hyper, method, encoder, target_names, task_weights):
+    """The net's callbacks: the user's (copied), then sk_mmoe's for these settings."""
+    callbacks = [copy.deepcopy(cb) for cb in (hyper["callbacks"] or [])]
+    callbacks.append(
+        (
+            "divergence_guard",
+            DivergenceGuard(
+                None if method == "uncertainty" else _constant_loss(encoder, task_weights),
+                hyper["lr"],
+            ),
+        )
+    )
+    if method in ("uncertainty", "dwa", "gradnorm"):
+        callbacks.append(("task_weights", TaskWeightHistory()))
+    if hyper["track_task_conflict"]:
+        callbacks.append(("task_conflict", TaskConflict()))
+    if hyper["early_stopping"]:
+        names = [str(name) for name in target_names]
+        callbacks.append(("task_valid_loss", TaskValidationLoss(names)))
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(
+                    monitor="valid_loss",
+                    patience=hyper["n_iter_no_change"],
+                    threshold=hyper["tol"],
+                    threshold_mode="abs",
+                    load_best=True,
+                    sink=print if hyper["verbose"] else _silent,
+                ),
+            )
+        )
+    return callbacks
 
 
 def module_spec(hyper, inputs=None, task_types=None):

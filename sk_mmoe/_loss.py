@@ -22,13 +22,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._funnel import FunnelLoss
 from ._task_types import BINARY, MULTICLASS, REGRESSION
 
 #: ``method`` values of :class:`MultiTaskLoss` beyond fixed weights
 METHODS = ("uncertainty", "dwa", "gradnorm", "pcgrad")
 
 
-class MultiTaskLoss(nn.Module):
+class MultiTaskLoss(FunnelLoss, nn.Module):
     """Weighted sum of per-task losses with missing labels masked out.
 
     Each task's loss is the sample-weighted mean over the rows where that
@@ -130,18 +131,7 @@ class MultiTaskLoss(nn.Module):
         )
         # the fixed weights; DWA's current ones (updated by end_epoch)
         self.register_buffer("task_weights", torch.tensor(weights, dtype=torch.float32))
-        uncertainty = method == "uncertainty"
-        self.log_vars = nn.Parameter(torch.zeros(n_tasks)) if uncertainty else None
-        if method == "dwa":
-            # mean task losses of the last two epochs (NaN: not trained yet),
-            # and this epoch's running sum and count of batch losses
-            self.register_buffer("dwa_losses", torch.full((2, n_tasks), float("nan")))
-            self.register_buffer("epoch_loss_sum", torch.zeros(n_tasks))
-            self.register_buffer("epoch_batches", torch.zeros(n_tasks))
-        self.gradnorm_weights = nn.Parameter(torch.ones(n_tasks)) if method == "gradnorm" else None
-        if method == "gradnorm":
-            # each task's loss on the first batch that labels it (NaN: none yet)
-            self.register_buffer("initial_losses", torch.full((n_tasks,), float("nan")))
+        self._init_method_state(method, n_tasks)
         # The same selections as plain slices where they are contiguous (the
         # common case): a view costs far less than an indexed copy, in the
         # forward pass and in autograd, and the loss runs once per batch.
@@ -161,6 +151,21 @@ class MultiTaskLoss(nn.Module):
             and sum(int(w) for w in output_widths) == n_tasks
             and all(w == 1.0 for w in weights)
         )
+
+    def _init_method_state(self, method, n_tasks):
+        """The learned weights and running statistics of the weighting ``method``."""
+        uncertainty = method == "uncertainty"
+        self.log_vars = nn.Parameter(torch.zeros(n_tasks)) if uncertainty else None
+        if method == "dwa":
+            # mean task losses of the last two epochs (NaN: not trained yet),
+            # and this epoch's running sum and count of batch losses
+            self.register_buffer("dwa_losses", torch.full((2, n_tasks), float("nan")))
+            self.register_buffer("epoch_loss_sum", torch.zeros(n_tasks))
+            self.register_buffer("epoch_batches", torch.zeros(n_tasks))
+        self.gradnorm_weights = nn.Parameter(torch.ones(n_tasks)) if method == "gradnorm" else None
+        if method == "gradnorm":
+            # each task's loss on the first batch that labels it (NaN: none yet)
+            self.register_buffer("initial_losses", torch.full((n_tasks,), float("nan")))
 
     @property
     def needs_task_gradients(self) -> bool:
@@ -228,53 +233,6 @@ class MultiTaskLoss(nn.Module):
         if self.funnel_steps is not None:
             losses = self._funnel_losses(y_pred, targets, losses)
         return losses
-
-    # --------------------------------------------------------------- funnels
-    def _init_funnel(self, sequence, task_types, starts):
-        """Buffers of the funnel ``sequence`` (task indices); None without one."""
-        sequence = [int(t) for t in sequence]
-        # None: no funnel (a None buffer is not in the state dict)
-        self.register_buffer("funnel_steps", None)
-        self.register_buffer("funnel_cols", None)
-        if not sequence:
-            return
-        if len(set(sequence)) != len(sequence) or len(sequence) < 2:
-            raise ValueError(f"a funnel needs at least 2 distinct tasks, got {sequence}.")
-        not_binary = [t for t in sequence if task_types[t] != BINARY]
-        if not_binary:
-            raise ValueError(
-                f"every funnel step must be a binary task; tasks {not_binary} are not."
-            )
-        self.funnel_steps = torch.tensor(sequence, dtype=torch.long)
-        self.funnel_cols = torch.tensor([starts[t] for t in sequence], dtype=torch.long)
-
-    def _funnel_losses(self, y_pred: torch.Tensor, targets: torch.Tensor, losses: torch.Tensor):
-        """``losses (B, T)`` with each later funnel step's loss replaced by ESMM's.
-
-        For the steps' conditional logits ``z_1..z_k`` the joint probability
-        of steps ``1..j`` is ``P_j = prod_{i<=j} sigmoid(z_i)``, kept as logs:
-        ``log P_j = sum_{i<=j} logsigmoid(z_i)`` and, by
-        ``1 - P_j = (1 - P_{j-1}) + P_{j-1} (1 - sigmoid(z_j))``,
-        ``log(1 - P_j) = logaddexp(log(1 - P_{j-1}), log P_{j-1} + logsigmoid(-z_j))``
-        from ``log(1 - P_1) = logsigmoid(-z_1)``. Every term stays finite
-        however large the logits: ``log1mexp(log P_j)`` would give ``-inf``
-        (and a NaN gradient) once ``log P_j`` rounds to 0. The loss of step
-        ``j`` is ``-(y_j log P_j + (1 - y_j) log(1 - P_j))``.
-        """
-        logits = y_pred.index_select(1, self.funnel_cols)  # (B, k) conditional logits
-        labels = targets.index_select(1, self.funnel_steps)  # (B, k), 0 / 1
-        log_yes = F.logsigmoid(logits)  # (B, k): log sigmoid(z_i)
-        log_no = F.logsigmoid(-logits)  # (B, k): log (1 - sigmoid(z_i))
-        log_joint = log_yes[:, 0]  # (B,): log P_1
-        log_not_joint = log_no[:, 0]  # (B,): log (1 - P_1)
-        later = []
-        for j in range(1, logits.shape[1]):  # the funnel's steps: a handful
-            log_not_joint = torch.logaddexp(log_not_joint, log_joint + log_no[:, j])
-            log_joint = log_joint + log_yes[:, j]
-            y = labels[:, j]
-            later.append(-(y * log_joint + (1.0 - y) * log_not_joint))
-        # (B, k - 1) written over the later steps' ordinary losses
-        return losses.index_copy(1, self.funnel_steps[1:], torch.stack(later, dim=1))
 
     def weights(self) -> torch.Tensor:
         """The factor of each task's loss in the training loss ``(T,)``, detached."""

@@ -310,21 +310,7 @@ class MMoENet(NeuralNet):
         params = self._shared if whole else self.module_.last_shared_parameters()
         grads = task_gradients(losses, params, flags)  # (T, P)
         if method == "gradnorm":
-            criterion.start_gradnorm_step(losses, labelled)
-            last = {id(p) for p in self.module_.last_shared_parameters()}
-            columns = _columns(params, last, grads.device)
-            norms = grads.index_select(1, columns).norm(dim=1) if whole else grads.norm(dim=1)
-            balance, _ = gradnorm_loss(
-                criterion.gradnorm_weights,
-                norms,
-                losses,
-                criterion.initial_losses,
-                criterion.gradnorm_alpha,
-                labelled,
-            )
-            (criterion.gradnorm_weights.grad,) = torch.autograd.grad(
-                balance, criterion.gradnorm_weights
-            )
+            self._gradnorm_weights_grad(losses, labelled, grads, params, whole)
         weighted = grads * weights.unsqueeze(1)  # (T, P)
         if whole:
             update = (
@@ -356,6 +342,25 @@ class MMoENet(NeuralNet):
             cosine, norms = cosine_and_norms(weighted.detach())
             step.update(task_grad_cosine=cosine, task_grad_norm=norms)
         return step
+
+    def _gradnorm_weights_grad(self, losses, labelled, grads, params, whole):
+        """Set the gradient of GradNorm's task weights from the task gradients ``(T, P)``."""
+        criterion = self.criterion_
+        criterion.start_gradnorm_step(losses, labelled)
+        last = {id(p) for p in self.module_.last_shared_parameters()}
+        columns = _columns(params, last, grads.device)
+        norms = grads.index_select(1, columns).norm(dim=1) if whole else grads.norm(dim=1)
+        balance, _ = gradnorm_loss(
+            criterion.gradnorm_weights,
+            norms,
+            losses,
+            criterion.initial_losses,
+            criterion.gradnorm_alpha,
+            labelled,
+        )
+        (criterion.gradnorm_weights.grad,) = torch.autograd.grad(
+            balance, criterion.gradnorm_weights
+        )
 
     def train_step(self, batch, **fit_params):
         # skorch's train_step, notifying on_grad_computed only to listeners

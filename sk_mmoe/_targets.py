@@ -18,6 +18,7 @@ from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils.multiclass import type_of_target
 
 from ._frames import as_pandas
+from ._funnel import FunnelTargets
 from ._task_types import BINARY, MULTICLASS, REGRESSION
 
 
@@ -93,7 +94,7 @@ def infer_task_type(column: np.ndarray, name: str) -> str:
     raise ValueError(f"Cannot infer the task type of y column {name}: type {kind!r}.")
 
 
-class TaskEncoder:
+class TaskEncoder(FunnelTargets):
     """Encode a list of target columns for the network and decode its outputs.
 
     Parameters
@@ -190,63 +191,6 @@ class TaskEncoder:
         if self.sequence:
             self.check_sequence_labels(out)
         return out
-
-    # --------------------------------------------------------------- funnels
-    def resolve_sequence(self, task_sequence, target_names):
-        """The task indices of ``task_sequence`` (names of ``target_names``); () for None.
-
-        Raises ``ValueError`` for an unknown or repeated name, fewer than two
-        steps, or a step that is not a binary task (after :meth:`fit`).
-        """
-        if task_sequence is None:
-            return ()
-        names = [str(n) for n in target_names]
-        steps = list(task_sequence)
-        if isinstance(task_sequence, str) or len(steps) < 2:
-            raise ValueError(
-                f"task_sequence must list at least 2 task names in funnel order, "
-                f"got {task_sequence!r}."
-            )
-        unknown = [n for n in steps if not isinstance(n, str) or n not in names]
-        if unknown:
-            raise ValueError(
-                f"task_sequence names {unknown}, which are not tasks; the tasks are {names}."
-            )
-        if len(set(steps)) != len(steps):
-            raise ValueError(f"task_sequence repeats a task: {steps}.")
-        sequence = tuple(names.index(n) for n in steps)
-        for j in sequence:
-            if self.task_types[j] != BINARY:
-                classes = (
-                    ""
-                    if self.task_types[j] == REGRESSION
-                    else (f" with classes {self.encoders_[j].classes_.tolist()}")
-                )
-                raise ValueError(
-                    f"task_sequence step {names[j]!r} is a {self.task_types[j]} task"
-                    f"{classes}; every funnel step must be a binary task."
-                )
-        return sequence
-
-    def check_sequence_labels(self, encoded):
-        """Raise ``ValueError`` where a later funnel step is positive and an earlier one negative.
-
-        ``encoded`` is :meth:`transform`'s matrix (1 for the positive class,
-        NaN where missing); a missing label contradicts nothing.
-        """
-        for position, later in enumerate(self.sequence):
-            for earlier in self.sequence[:position]:
-                bad = (encoded[:, later] == 1) & (encoded[:, earlier] == 0)
-                n_bad = int(bad.sum())
-                if n_bad:
-                    positive = self.encoders_[later].classes_.tolist()[1]
-                    negative = self.encoders_[earlier].classes_.tolist()[0]
-                    raise ValueError(
-                        f"task_sequence: {n_bad} row(s) have task {self.names[later]} "
-                        f"positive ({positive!r}) but the earlier step {self.names[earlier]} "
-                        f"negative ({negative!r}); a later step can only be positive "
-                        "where every earlier one is."
-                    )
 
     def _encode_labels(self, j, labels):
         enc = self.encoders_[j]
@@ -390,22 +334,6 @@ class TaskEncoder:
             for j, p in zip(self.sequence[1:], joint[1:]):
                 proba[j] = np.column_stack([1.0 - p, p])
         return proba
-
-    def _joint(self, proba):
-        """The joint probability ``(n,)`` of each funnel step from the per-task ``proba``."""
-        joint = [proba[self.sequence[0]][:, 1]]
-        for j in self.sequence[1:]:
-            joint.append(joint[-1] * proba[j][:, 1])
-        return joint
-
-    def _decode_funnel(self, blocks):
-        """:meth:`decode` with a funnel: a later step is positive where its joint exceeds 0.5."""
-        labels = [self._decode_task(j, block) for j, block in enumerate(blocks)]
-        proba = {j: self.probabilities(j, blocks[j]) for j in self.sequence}
-        joint = self._joint(proba)
-        for j, p in zip(self.sequence[1:], joint[1:]):
-            labels[j] = self.encoders_[j].classes_[(p > 0.5).astype(np.intp)]
-        return labels
 
 
 def _as_float(values, name):

@@ -306,45 +306,50 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         name : str
             Name of the output tensor ``(B, sum C)``.
         """
-        from .._onnx_graph import (  # needs onnx: imported on export only
-            batched_mlp_kfirst,
-            batched_mlp_shared_kfirst,
-            towers,
-        )
+        return _emit_onnx(builder, self, x)
 
-        width, n_experts = self._gate_width, self.n_experts
-        streams = None  # (G, B, H)
-        for level, (experts, gates) in enumerate(zip(self.experts, self.gates)):
-            index = getattr(self, f"gate_index_{level}")
-            n_gates = len(index) // width
-            # (n, in) + a zero row -> (G * W, in); bias (n,) + -inf -> (G * W,)
-            weight = torch.cat([gates.weight, gates.weight.new_zeros(1, gates.in_features)])
-            bias = torch.cat([gates.bias, gates.bias.new_full((1,), float("-inf"))])
-            weight, bias = weight.index_select(0, index), bias.index_select(0, index)
-            if level == 0:
-                outputs = batched_mlp_shared_kfirst(builder, experts, x)  # (E, B, H)
-                logits = builder.linear(x, weight, bias, "gate_logits")  # (B, G * W)
-                logits = builder.node("Reshape", [logits, builder.shape([-1, n_gates, width])])
-            else:
-                # each expert reads its stream: (G, B, H) -> (E, B, H)
-                inputs = builder.node(
-                    "Gather", [streams, builder.const(self.expert_stream, "expert_stream")], axis=0
-                )
-                outputs = batched_mlp_kfirst(builder, experts, inputs)  # (E, B, H)
-                # (G * W, H) -> (G, W, H) -> (G, H, W); bias (G, 1, W)
-                weight = weight.view(n_gates, width, -1).transpose(1, 2)
-                streams = builder.slice(streams, 0, n_gates, 0, "gated_streams")
-                logits = builder.node(
-                    "Add",
-                    [
-                        builder.node("MatMul", [streams, builder.const(weight, "gate_weight")]),
-                        builder.const(bias.view(n_gates, 1, width), "gate_bias"),
-                    ],
-                )  # (G, B, W)
-                logits = builder.node("Transpose", [logits], perm=[1, 0, 2])  # (B, G, W)
-            weights = builder.node("Softmax", [logits], "gate_weights", axis=-1)
-            weights = builder.slice(weights, 0, n_experts, 2, "gate_weights")  # (B, G, E)
-            outputs = builder.node("Transpose", [outputs], perm=[1, 0, 2])  # (B, E, H)
-            mixed = builder.node("MatMul", [weights, outputs], "mixed")  # (B, G, H)
-            streams = builder.node("Transpose", [mixed], perm=[1, 0, 2])  # (G, B, H)
-        return towers(builder, self, streams)  # the last level: T streams
+
+def _emit_onnx(builder, module, x):
+    """The PLE / CGC module as ONNX nodes: see ``ProgressiveLayeredExtraction.emit_onnx``."""
+    from .._onnx_graph import (  # needs onnx: imported on export only
+        batched_mlp_kfirst,
+        batched_mlp_shared_kfirst,
+        towers,
+    )
+
+    width, n_experts = module._gate_width, module.n_experts
+    streams = None  # (G, B, H)
+    for level, (experts, gates) in enumerate(zip(module.experts, module.gates)):
+        index = getattr(module, f"gate_index_{level}")
+        n_gates = len(index) // width
+        # (n, in) + a zero row -> (G * W, in); bias (n,) + -inf -> (G * W,)
+        weight = torch.cat([gates.weight, gates.weight.new_zeros(1, gates.in_features)])
+        bias = torch.cat([gates.bias, gates.bias.new_full((1,), float("-inf"))])
+        weight, bias = weight.index_select(0, index), bias.index_select(0, index)
+        if level == 0:
+            outputs = batched_mlp_shared_kfirst(builder, experts, x)  # (E, B, H)
+            logits = builder.linear(x, weight, bias, "gate_logits")  # (B, G * W)
+            logits = builder.node("Reshape", [logits, builder.shape([-1, n_gates, width])])
+        else:
+            # each expert reads its stream: (G, B, H) -> (E, B, H)
+            inputs = builder.node(
+                "Gather", [streams, builder.const(module.expert_stream, "expert_stream")], axis=0
+            )
+            outputs = batched_mlp_kfirst(builder, experts, inputs)  # (E, B, H)
+            # (G * W, H) -> (G, W, H) -> (G, H, W); bias (G, 1, W)
+            weight = weight.view(n_gates, width, -1).transpose(1, 2)
+            streams = builder.slice(streams, 0, n_gates, 0, "gated_streams")
+            logits = builder.node(
+                "Add",
+                [
+                    builder.node("MatMul", [streams, builder.const(weight, "gate_weight")]),
+                    builder.const(bias.view(n_gates, 1, width), "gate_bias"),
+                ],
+            )  # (G, B, W)
+            logits = builder.node("Transpose", [logits], perm=[1, 0, 2])  # (B, G, W)
+        weights = builder.node("Softmax", [logits], "gate_weights", axis=-1)
+        weights = builder.slice(weights, 0, n_experts, 2, "gate_weights")  # (B, G, E)
+        outputs = builder.node("Transpose", [outputs], perm=[1, 0, 2])  # (B, E, H)
+        mixed = builder.node("MatMul", [weights, outputs], "mixed")  # (B, G, H)
+        streams = builder.node("Transpose", [mixed], perm=[1, 0, 2])  # (G, B, H)
+    return towers(builder, module, streams)  # the last level: T streams
