@@ -85,6 +85,10 @@ CANDIDATES = {
         {"numeric_embedding": "piecewise_linear", "one_hot_max_categories": 9},
         False,
     ),
+    "periodic+one_hot_9": ({"numeric_embedding": "periodic", "one_hot_max_categories": 9}, False),
+    # a TabM-style in-model ensemble of 4 members
+    "ensemble_4": ({"n_ensemble": 4}, False),
+    "periodic+ensemble_4": ({"numeric_embedding": "periodic", "n_ensemble": 4}, False),
     # the task-balancing methods against fixed weights, on real data
     "uncertainty": ({"task_weights": "uncertainty"}, False),
     "dwa": ({"task_weights": "dwa"}, False),
