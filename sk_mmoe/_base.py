@@ -84,6 +84,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         callbacks=None,
         device="cpu",
         accelerator=None,
+        n_jobs=None,
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -120,6 +121,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
         self.callbacks = callbacks
         self.device = device
         self.accelerator = accelerator
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -274,7 +276,7 @@ class _BaseMMoE(InputValidation, GateDiagnostics, BaseEstimator):
             out = stream_outputs(self, X, method)
         else:
             X = self._prepare_X(X, reset=False)
-            out = run_module(self.module_, method, X, self.net_.device)
+            out = run_module(self.module_, method, X, self.net_.device, self.n_jobs)
         # a sum first: one reduction where all is well (a finite sum can overflow)
         if not math.isfinite(out.sum()) and not np.isfinite(out).all():
             warnings.warn(
