@@ -193,3 +193,17 @@ def test_grid_search_dask_workers_use_their_share(data, tmp_path):
         )
         search.fit(X, Y)
     _assert_worker_share(tmp_path, 2)
+
+
+def test_main_job_records_do_not_depend_on_its_processes():
+    from sk_mmoe.__main__ import Setup, run_experiment
+
+    setup = Setup.quick(n_seeds=2, correlations=(0.5, 1.0))
+    one = run_experiment(setup, progress=False, n_jobs=1)
+    two = run_experiment(setup, progress=False, n_jobs=2)
+    assert [(r["model"], r["correlation"], r["seed"]) for r in two] == [
+        (r["model"], r["correlation"], r["seed"]) for r in one
+    ]
+    for a, b in zip(one, two):
+        assert a["test_mse"] == b["test_mse"]
+        np.testing.assert_array_equal(a["train_loss"], b["train_loss"])
