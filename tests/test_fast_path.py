@@ -1,8 +1,9 @@
 """The small-input prediction path: same numbers, same errors, threads left as they were.
 
 A plain float array skips ``validate_data`` (``_BaseMMoE._plain_floats``), and
-inputs of at most ``ONE_THREAD_ROWS`` rows run on the calling thread's OpenMP
-count of one (``_inference._limit_threads``). These tests compare that path
+with ``n_jobs=None`` inputs of at most ``ONE_THREAD_ROWS`` rows run on the
+calling thread's OpenMP count of one (``_inference._limit_threads``); an
+explicit ``n_jobs`` sets the count for any input. These tests compare that path
 with the validated path (the same rows as a list) and with slices of a large
 input, which runs with torch's threads in chunks of 4096 rows.
 """
