@@ -183,14 +183,24 @@ def count_parameters(params, n_features, n_tasks=2):
     return sum(p.numel() for p in est.module_.parameters() if p.requires_grad)
 
 
-def run_experiment(setup, *, progress=True):
+def run_experiment(setup, *, progress=True, n_jobs=None):
     """Train every model at every correlation and seed.
+
+    Every fit computes on one thread (``n_jobs=1``: these networks are too
+    small to gain from more, and a thread count fixed per fit keeps the
+    results the same on every machine); ``n_jobs`` processes run the
+    correlation-seed pairs side by side. A fit's result depends only on its
+    seed, so the records are the same whatever ``n_jobs``.
 
     Parameters
     ----------
     setup : Setup
     progress : bool, default=True
         Show a tqdm progress bar on stderr.
+    n_jobs : int or None, default=None
+        Processes (joblib's meaning: -1 one per core this process may use).
+        None: one per such core, one for a run as small as
+        :meth:`Setup.quick`.
 
     Returns
     -------
@@ -199,32 +209,49 @@ def run_experiment(setup, *, progress=True):
         (mean over tasks, original units) and ``train_loss`` (per epoch, the
         training objective on standardised targets).
     """
+    from joblib import Parallel, delayed
     from tqdm.auto import tqdm
-
-    from sk_mmoe import MMoERegressor
 
     params = model_params(setup)
     seeds = range(setup.first_seed, setup.first_seed + setup.n_seeds)
-    n_fits = len(setup.correlations) * len(seeds) * len(MODELS)
+    pairs = [(correlation, seed) for correlation in setup.correlations for seed in seeds]
+    if n_jobs is None:
+        n_jobs = 1 if setup.n_train * setup.max_epochs <= _ONE_PROCESS_WORK else -1
     records = []
+    n_fits = len(pairs) * len(MODELS)
     with tqdm(total=n_fits, desc="training", unit="fit", disable=not progress) as bar:
-        for correlation in setup.correlations:
-            for seed in seeds:
-                X_train, Y_train, X_test, Y_test = setup.tasks(correlation, seed)
-                for name in MODELS:
-                    est = MMoERegressor(**params[name], random_state=seed)
-                    est.fit(X_train, Y_train)
-                    mse = np.mean((est.predict(X_test) - Y_test) ** 2)
-                    records.append(
-                        dict(
-                            model=name,
-                            correlation=correlation,
-                            seed=seed,
-                            test_mse=float(mse),
-                            train_loss=np.asarray(est.net_.history[:, "train_loss"]),
-                        )
-                    )
-                    bar.update()
+        # results in order, as they come; loky gives each worker its share of the cores
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+        for pair_records in parallel(delayed(_fit_pair)(setup, params, *pair) for pair in pairs):
+            records.extend(pair_records)
+            bar.update(len(pair_records))
+    return records
+
+
+#: ``run_experiment(n_jobs=None)`` runs in this process up to this many
+#: training rows x epochs (starting worker processes takes seconds)
+_ONE_PROCESS_WORK = 100_000
+
+
+def _fit_pair(setup, params, correlation, seed):
+    """The records of every model at one correlation and seed (see :func:`run_experiment`)."""
+    from sk_mmoe import MMoERegressor
+
+    X_train, Y_train, X_test, Y_test = setup.tasks(correlation, seed)
+    records = []
+    for name in MODELS:
+        est = MMoERegressor(**params[name], random_state=seed, n_jobs=1)
+        est.fit(X_train, Y_train)
+        mse = np.mean((est.predict(X_test) - Y_test) ** 2)
+        records.append(
+            dict(
+                model=name,
+                correlation=correlation,
+                seed=seed,
+                test_mse=float(mse),
+                train_loss=np.asarray(est.net_.history[:, "train_loss"]),
+            )
+        )
     return records
 
 
@@ -422,6 +449,12 @@ def build_parser():
         type=float,
         help=f"norm c of the task weight vectors (default {default.scale:g})",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        help="processes training side by side, one thread each (default: one per core; "
+        "the results do not depend on it)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -480,7 +513,7 @@ def main(argv=None):
             f"  {name:<13} {n_parameters[name]:>7,} parameters ({shape}, towers of "
             f"{setup.tower_units})"
         )
-    records = run_experiment(setup, progress=not args.no_progress)
+    records = run_experiment(setup, progress=not args.no_progress, n_jobs=args.jobs)
     summary = summarize(records)
     print()
     print(f"Test MSE (mean over both tasks; mean ± standard error over {setup.n_seeds} seed(s)):")

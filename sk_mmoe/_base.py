@@ -72,6 +72,7 @@ class _BaseMMoE(InputValidation, Prediction, GateDiagnostics, Persistence, BaseE
         callbacks=None,
         device="cpu",
         accelerator=None,
+        n_jobs=None,
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -115,6 +116,7 @@ class _BaseMMoE(InputValidation, Prediction, GateDiagnostics, Persistence, BaseE
         self.callbacks = callbacks
         self.device = device
         self.accelerator = accelerator
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start

@@ -27,6 +27,7 @@ from skorch.helper import predefined_split
 from ._checkpoint import TrainingRun as CheckpointedCall
 from ._checkpoint import checkpointing
 from ._hyperparameters import AUTO_EARLY_STOPPING_ROWS, resolve_batch_size
+from ._inference import fit_threads, thread_limit
 from ._net import seeded
 from ._sources import InMemorySource, find_source
 from ._targets import TaskEncoder, check_target_values, missing_mask, natural, split_columns
@@ -254,7 +255,10 @@ class FitRun:
             if not continuing:
                 net.initialize()
             try:
-                with checkpointing(net, call, self.resume) as epochs:
+                with (
+                    thread_limit(fit_threads(est.n_jobs, net, hyper["batch_size"])),
+                    checkpointing(net, call, self.resume) as epochs,
+                ):
                     net.partial_fit(train, None, epochs=epochs)
             finally:
                 # the split holds the training data: a fitted net must not keep it

@@ -127,7 +127,9 @@ class GateDiagnostics:
         threshold = self.gate_collapse_threshold
         if threshold is None or not self.module_.has_gates:
             return
-        weights = run_module(self.module_, "gate_weights", X[:GATE_CHECK_ROWS], self.net_.device)
+        weights = run_module(
+            self.module_, "gate_weights", X[:GATE_CHECK_ROWS], self.net_.device, self.n_jobs
+        )
         labels = self.expert_names_
         summary = summarize(weights.astype(np.float64), self.target_names_, labels)
         warn_on_collapse(summary, threshold, labels, stacklevel=5)

@@ -679,6 +679,31 @@ HYPERPARAMETERS = (
         codec=_ACCELERATOR,
     ),
     Hyperparameter(
+        "n_jobs",
+        None,
+        [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
+        "int or None",
+        """
+        Threads each ``fit``, ``partial_fit``, ``predict``, ``predict_proba``,
+        ``score`` and ``gate_weights`` call computes with (torch's OpenMP
+        threads), set for the call on the calling thread alone and given back
+        after: torch's global setting is not changed. -1 means all the cores
+        this process may use (CPU affinity, cgroup quotas and
+        ``OMP_NUM_THREADS`` counted, so a joblib or Dask worker gets its
+        share), ``-k`` that many plus 1 minus k. None: one thread for small
+        work, where more threads wait for each other and stall when other
+        processes keep the cores busy (training steps of less than 1e9
+        batch rows x parameters, which covers the default network up to
+        batches of 1,024 rows and wide inputs; predictions on at most 1,024
+        rows), and otherwise torch's current thread count, at most those
+        cores.
+        """,
+    ),
+    Hyperparameter(
         "random_state",
         None,
         ["random_state"],

@@ -36,7 +36,7 @@ class Prediction:
             out = source.outputs(self, X, method)
         else:
             X = self._prepare_X(X, reset=False)
-            out = run_module(self.module_, method, X, self.net_.device)
+            out = run_module(self.module_, method, X, self.net_.device, self.n_jobs)
         # a sum first: one reduction where all is well (a finite sum can overflow)
         if not math.isfinite(out.sum()) and not np.isfinite(out).all():
             warnings.warn(

@@ -154,6 +154,7 @@ def stream_outputs(estimator, X, method):
             method,
             estimator._prepare_X(frame, reset=False),
             estimator.net_.device,
+            estimator.n_jobs,
         )
         for frame in _frames(X, [str(c) for c in columns])
     ]

@@ -1,8 +1,9 @@
 """The small-input prediction path: same numbers, same errors, threads left as they were.
 
 A plain float array skips ``validate_data`` (``_BaseMMoE._plain_floats``), and
-inputs of at most ``ONE_THREAD_ROWS`` rows run on the calling thread's OpenMP
-count of one (``_inference._limit_threads``). These tests compare that path
+with ``n_jobs=None`` inputs of at most ``ONE_THREAD_ROWS`` rows run on the
+calling thread's OpenMP count of one (``_inference._limit_threads``); an
+explicit ``n_jobs`` sets the count for any input. These tests compare that path
 with the validated path (the same rows as a list) and with slices of a large
 input, which runs with torch's threads in chunks of 4096 rows.
 """
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import architecture_names, fast
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
 from sk_mmoe._inference import MIN_PREDICT_ROWS, ONE_THREAD_ROWS
@@ -117,8 +119,20 @@ def test_small_inputs_run_on_one_thread_and_give_the_count_back(model, torch_thr
     est.predict(X17[:1])
     est.predict(X17[:ONE_THREAD_ROWS])
     assert torch.get_num_threads() == torch_threads
-    est.predict(X17[: ONE_THREAD_ROWS + 1])  # larger inputs keep torch's threads
-    assert seen == [1, 1, torch_threads]
+    # larger inputs keep torch's threads, at most the cores this process may use
+    est.predict(X17[: ONE_THREAD_ROWS + 1])
+    assert seen == [1, 1, min(torch_threads, _openmp_effective_n_threads())]
+    assert torch.get_num_threads() == torch_threads
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, 4])
+def test_n_jobs_sets_the_threads_of_any_input_size(model, torch_threads, n_jobs):
+    est = copy.deepcopy(model).set_params(n_jobs=n_jobs)
+    seen = []
+    _record_threads(est, seen)
+    est.predict(X17[:1])
+    est.predict(X17[: ONE_THREAD_ROWS + 1])
+    assert seen == [n_jobs, n_jobs]
     assert torch.get_num_threads() == torch_threads
 
 

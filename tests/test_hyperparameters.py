@@ -122,6 +122,7 @@ EXAMPLES = {
     "callbacks": [],
     "device": "cuda:1",
     "accelerator": None,  # never saved: see CHANGED
+    "n_jobs": -1,
     "random_state": 42,
     "verbose": 1,
     "warm_start": True,
