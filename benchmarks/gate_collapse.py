@@ -77,7 +77,7 @@ def install_rejected_candidates():
     For this measurement only: ``PATCH`` sets them, per fit.
     """
     import sk_mmoe.architectures._gated as gated
-    from sk_mmoe._modules import MultiTaskModule
+    from sk_mmoe.nn._modules import MultiTaskModule
 
     softmax, mix = gated._softmax, gated.MixtureOfExperts._mix
 

@@ -107,5 +107,8 @@ def main(argv=None):
 
 if __name__ == "__main__":
     reg = main()
-    # leave the process group before exiting (gloo may abort the exit otherwise)
+    # drop the accelerator's references to its DDP wrappers, then leave the
+    # process group, before exiting: gloo may abort the exit of a process whose
+    # wrappers outlive their group
+    reg.accelerator.free_memory()
     reg.accelerator.end_training()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 
-from ._factory import build_net
-from ._fit_run import FitRun
 from ._gates import GateDiagnostics
 from ._hyperparameters import (
     PARAMETER_CONSTRAINTS,
@@ -21,8 +19,10 @@ from ._hyperparameters import (
 )
 from ._inference import stack_tasks
 from ._predicting import Prediction
-from ._saving import Persistence
 from ._validation import InputValidation
+from .persistence._saving import Persistence
+from .training._factory import build_net
+from .training._fit_run import FitRun
 
 
 class _BaseMMoE(InputValidation, Prediction, GateDiagnostics, Persistence, BaseEstimator):

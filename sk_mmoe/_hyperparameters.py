@@ -25,9 +25,9 @@ import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from skorch.callbacks import Callback
 
-from ._modules import ACTIVATIONS
 from .architectures import ARCHITECTURES
 from .inputs import NUMERIC_EMBEDDINGS
+from .nn._modules import ACTIVATIONS
 
 #: ``early_stopping="auto"`` stops early in ``fit`` on at least this many rows
 AUTO_EARLY_STOPPING_ROWS = 1_000

@@ -24,7 +24,7 @@ from scipy.sparse import issparse
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from threadpoolctl import ThreadpoolController
 
-from ._net import as_tensor
+from .training._net import as_tensor
 
 #: rows per forward pass at prediction time
 PREDICT_BATCH_SIZE = 4096

@@ -7,7 +7,7 @@ tensor, adds the nodes that compute the module's eval-mode ``forward`` and
 returns the name of the output tensor. :func:`emit` dispatches on the
 module's class (the nearest registered class in its MRO), so a new
 architecture needs one emitter registered with :func:`register_emitter`
-(see CONTRIBUTING.md). Shapes use the letters of ``sk_mmoe._modules``.
+(see CONTRIBUTING.md). Shapes use the letters of ``sk_mmoe.nn._modules``.
 
 This module needs ``onnx`` and is only imported by :mod:`sk_mmoe.onnx`.
 """
@@ -21,10 +21,10 @@ import torch
 from onnx import TensorProto, numpy_helper
 from torch import nn
 
-from ._ensemble import EnsembleNetwork
-from ._modules import BatchedLinear, BatchedMLP
 from ._task_types import BINARY, REGRESSION
 from .inputs import INPUT_BLOCKS, InputNetwork
+from .nn._ensemble import EnsembleNetwork
+from .nn._modules import BatchedLinear, BatchedMLP
 
 #: the lowest ONNX opset the emitters write (Unsqueeze, Split, ReduceSum and
 #: Softmax take their current forms in opset 13)

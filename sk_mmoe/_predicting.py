@@ -15,9 +15,9 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length, check_is_fitted
 
 from ._inference import run_module
-from ._sources import find_source
 from ._targets import missing_mask, natural, split_columns
 from ._task_types import REGRESSION
+from .data._sources import find_source
 
 
 class Prediction:

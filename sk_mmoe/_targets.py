@@ -17,9 +17,9 @@ from scipy.sparse import issparse
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils.multiclass import type_of_target
 
-from ._frames import as_pandas
-from ._funnel import FunnelTargets
 from ._task_types import BINARY, MULTICLASS, REGRESSION
+from .data._frames import as_pandas
+from .training._funnel import FunnelTargets
 
 
 def split_columns(y):

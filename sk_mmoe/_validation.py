@@ -13,8 +13,8 @@ from scipy.sparse import issparse
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
-from ._frames import as_pandas
 from ._inference import check_float32_range
+from .data._frames import as_pandas
 from .inputs import InputEncoder, resolve_categorical
 from .inputs._columns import check_no_time_columns
 

@@ -5,6 +5,6 @@ fit needs to go on after a crash; :func:`resume_fit` finishes the fit from
 that file with the same result as an uninterrupted fit.
 """
 
-from ._checkpoint import TrainingCheckpoint, resume_fit
+from .persistence._checkpoint import TrainingCheckpoint, resume_fit
 
 __all__ = ["TrainingCheckpoint", "resume_fit"]

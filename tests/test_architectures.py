@@ -12,7 +12,6 @@ from conftest import fast
 from sklearn.model_selection import GridSearchCV, KFold
 
 from sk_mmoe import MMoEClassifier, MMoERegressor
-from sk_mmoe._modules import MultiTaskModule
 from sk_mmoe.architectures import (
     ARCHITECTURES,
     Architecture,
@@ -20,6 +19,7 @@ from sk_mmoe.architectures import (
     unregister_architecture,
 )
 from sk_mmoe.datasets import make_mmoe_tasks
+from sk_mmoe.nn._modules import MultiTaskModule
 
 
 class Linear(MultiTaskModule):

@@ -13,10 +13,10 @@ from conftest import architecture_names, fast, gated_architectures
 from skorch.callbacks import Callback
 
 from sk_mmoe import MMoEMultiTask, MMoERegressor
-from sk_mmoe._balancing import gradnorm_loss, project_conflicting
-from sk_mmoe._factory import build_net
-from sk_mmoe._loss import MultiTaskLoss
 from sk_mmoe._targets import TaskEncoder
+from sk_mmoe.training._balancing import gradnorm_loss, project_conflicting
+from sk_mmoe.training._factory import build_net
+from sk_mmoe.training._loss import MultiTaskLoss
 
 METHODS = ["uncertainty", "dwa", "gradnorm", "pcgrad"]
 RNG = np.random.RandomState(0)

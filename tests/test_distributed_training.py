@@ -105,7 +105,9 @@ rank = accelerator.process_index
 for case in sys.argv[2:]:
     record = fit(out / case, case)
     (out / case / f"rank{rank}.json").write_text(json.dumps(record))
-# leave the process group before exiting (gloo may abort the exit otherwise)
+# drop the accelerator's references to the DDP wrappers, then leave the process group,
+# before the interpreter exits (gloo aborts if a wrapper outlives its group)
+accelerator.free_memory()
 accelerator.end_training()
 """
 
@@ -265,6 +267,7 @@ record = {
 }
 with open(f"{out}/stream_rank{rank}.json", "w") as f:
     json.dump(record, f)
+accelerator.free_memory()  # the DDP wrappers must not outlive the process group
 accelerator.end_training()
 """
 

@@ -19,12 +19,12 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
-from sk_mmoe._ensemble import EnsembleNetwork
-from sk_mmoe._factory import build_module
 from sk_mmoe._hyperparameters import check_hyperparameters
-from sk_mmoe._loss import MultiTaskLoss
 from sk_mmoe.architectures import ARCHITECTURES
 from sk_mmoe.inputs import InputNetwork
+from sk_mmoe.nn._ensemble import EnsembleNetwork
+from sk_mmoe.training._factory import build_module
+from sk_mmoe.training._loss import MultiTaskLoss
 
 KINDS = ["regression", "binary", "multiclass", "regression"]
 WIDTHS = [1, 1, 3, 1]

@@ -9,10 +9,10 @@ import torch
 from sklearn.model_selection import GridSearchCV
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
-from sk_mmoe._loss import MultiTaskLoss
 from sk_mmoe._targets import TaskEncoder
 from sk_mmoe.datasets import make_funnel_tasks
 from sk_mmoe.metrics import make_task_scorer
+from sk_mmoe.training._loss import MultiTaskLoss
 
 FAST = dict(
     expert_units=(8,),

@@ -20,7 +20,7 @@ from skorch.callbacks import EpochTimer
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
 from sk_mmoe._hyperparameters import HYPERPARAMETERS, PARAMETER_CONSTRAINTS
-from sk_mmoe._persistence import _params_from_json, _params_to_json
+from sk_mmoe.persistence._archive import _params_from_json, _params_to_json
 
 ESTIMATORS = [MMoERegressor, MMoEClassifier, MMoEMultiTask]
 #: parameters of one estimator only, before the shared ones: (name, default)

@@ -2,8 +2,8 @@ import pytest
 import torch
 from conftest import architecture_names, gated_architectures
 
-from sk_mmoe._modules import BatchedLinear, BatchedMLP, MultiTaskModule
 from sk_mmoe.architectures import ARCHITECTURES
+from sk_mmoe.nn._modules import BatchedLinear, BatchedMLP, MultiTaskModule
 
 
 def build(architecture, n_features, output_widths, **params):

@@ -7,10 +7,10 @@ from conftest import architecture_names, gated_architectures
 from skorch.callbacks import Callback
 
 from sk_mmoe import MMoERegressor
-from sk_mmoe._loss import MultiTaskLoss
-from sk_mmoe._modules import _softmax
-from sk_mmoe._net import BatchIterator, TensorDataset
 from sk_mmoe.architectures import MixtureOfExperts
+from sk_mmoe.nn._modules import _softmax
+from sk_mmoe.training._loss import MultiTaskLoss
+from sk_mmoe.training._net import BatchIterator, TensorDataset
 
 TASKS = [
     (["regression", "regression"], [1, 1]),

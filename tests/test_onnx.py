@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
-from sk_mmoe._modules import ACTIVATIONS
+from sk_mmoe.nn._modules import ACTIVATIONS
 
 ort = pytest.importorskip("onnxruntime")
 skl2onnx = pytest.importorskip("skl2onnx")

@@ -207,7 +207,7 @@ def test_shuffling_spans_row_groups(data):
 
 
 def _streamed_rows(model, dataset):
-    from sk_mmoe._stream_fit import encode_frame, open_source
+    from sk_mmoe.data._stream_fit import encode_frame, open_source
 
     source = open_source(dataset, ["spend"])
     source.encode = lambda frame: encode_frame(model, model.target_encoder_, source, frame)

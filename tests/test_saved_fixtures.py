@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
-from sk_mmoe._persistence import VERSION
+from sk_mmoe.persistence._archive import VERSION
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 

@@ -42,7 +42,7 @@ CONTRACT = {
 def test_skorch_still_has_what_mmoenet_uses(name):
     method = getattr(NeuralNet, name, None)
     assert method is not None, (
-        f"skorch.NeuralNet.{name} no longer exists; sk_mmoe._net.MMoENet uses it. "
+        f"skorch.NeuralNet.{name} no longer exists; sk_mmoe.training._net.MMoENet uses it. "
         "Pin skorch to a version that has it or port MMoENet."
     )
     params = [
@@ -52,7 +52,7 @@ def test_skorch_still_has_what_mmoenet_uses(name):
     ]
     expected = CONTRACT[name]
     assert params[: len(expected)] == expected, (
-        f"skorch.NeuralNet.{name} now takes {params}; sk_mmoe._net.MMoENet was "
+        f"skorch.NeuralNet.{name} now takes {params}; sk_mmoe.training._net.MMoENet was "
         f"written for {expected}."
     )
 
@@ -108,11 +108,11 @@ def test_accelerate_mixin_prepares_module_and_criterion_and_keeps_what_prepare_r
     ).initialize()
     assert any(obj is net.module_ for obj in accelerator.prepared), (
         "skorch's AccelerateMixin no longer prepares the module; "
-        "sk_mmoe._net.PlainModulesAccelerator relies on it."
+        "sk_mmoe.training._net.PlainModulesAccelerator relies on it."
     )
     assert any(obj is net.criterion_ for obj in accelerator.prepared), (
         "skorch's AccelerateMixin no longer prepares the criterion; "
-        "sk_mmoe._net.PlainModulesAccelerator relies on it."
+        "sk_mmoe.training._net.PlainModulesAccelerator relies on it."
     )
     X, y = torch.zeros(8, 3), torch.zeros(8, 1)
     net.partial_fit(X, y)
@@ -122,7 +122,7 @@ def test_accelerate_mixin_prepares_module_and_criterion_and_keeps_what_prepare_r
 def test_accelerate_mixin_still_has_the_hooks_accelerated_mmoenet_uses():
     for name in ("train_step", "train_step_single", "on_train_end", "initialize"):
         assert name in vars(AccelerateMixin), (
-            f"skorch.hf.AccelerateMixin.{name} is gone; sk_mmoe._net.AcceleratedMMoENet "
+            f"skorch.hf.AccelerateMixin.{name} is gone; sk_mmoe.training._net.AcceleratedMMoENet "
             "was written for it."
         )
     params = inspect.signature(AccelerateMixin.__init__).parameters

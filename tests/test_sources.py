@@ -13,7 +13,7 @@ from conftest import fast
 
 from sk_mmoe import MMoERegressor
 from sk_mmoe._inference import run_module
-from sk_mmoe._sources import DATA_SOURCES, InMemorySource, find_source, register_data_source
+from sk_mmoe.data._sources import DATA_SOURCES, InMemorySource, find_source, register_data_source
 
 
 def test_in_memory_split_is_seeded_and_disjoint():

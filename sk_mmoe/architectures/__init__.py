@@ -46,7 +46,7 @@ class Architecture:
     name : str
         The value of the estimators' ``architecture`` parameter.
     module : type
-        A subclass of ``sk_mmoe._modules.MultiTaskModule``, called as
+        A subclass of ``sk_mmoe.nn._modules.MultiTaskModule``, called as
         ``module(n_features, output_widths, **fixed, **{p: value of p})``.
     params : tuple of str
         The estimator hyperparameters passed on to ``module`` under the same

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._modules import (
+from ..nn._modules import (
     BatchedMLP,
     MultiTaskModule,
     _drop_experts,

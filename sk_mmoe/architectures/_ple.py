@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._modules import (
+from ..nn._modules import (
     _SOFTMAX_MIN_WIDTH,
     BatchedMLP,
     MultiTaskModule,

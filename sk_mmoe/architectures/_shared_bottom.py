@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .._modules import BatchedMLP, MultiTaskModule
+from ..nn._modules import BatchedMLP, MultiTaskModule
 
 
 class SharedBottom(MultiTaskModule):

@@ -21,7 +21,7 @@ numeric columns, ``D = d_embedding``; ``K`` is a column's number of bins
 Predictions for a row never depend on which other rows are in the batch: the
 piecewise-linear embedding uses no matrix product at all (a gather per value,
 see :class:`PiecewiseLinearEmbedding`), and the periodic one runs its
-per-column linear map through ``sk_mmoe._modules._batched_affine`` with at
+per-column linear map through ``sk_mmoe.nn._modules._batched_affine`` with at
 least ``MIN_ROWS`` rows in evaluation mode.
 
 ``emit_piecewise_linear`` and ``emit_periodic`` write each module's
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._modules import _batched_affine
+from ..nn._modules import _batched_affine
 
 #: in evaluation mode the periodic embedding's matmul runs on at least this many
 #: rows (zero rows added, then dropped): BLAS takes a matrix-vector path (another

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
-from sk_mmoe._persistence import VERSION
+from sk_mmoe.persistence._archive import VERSION
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SMALL = {

@@ -1,7 +1,7 @@
 """Build the skorch net an estimator trains: module, criterion, callbacks, accelerator.
 
 The estimators validate their hyperparameters and fit the target encoder;
-this module turns those into a :class:`~sk_mmoe._net.MMoENet` (or its
+this module turns those into a :class:`~sk_mmoe.training._net.MMoENet` (or its
 accelerated variant), taking the network from the architecture registry.
 """
 
@@ -12,12 +12,12 @@ import math
 
 from skorch.callbacks import EarlyStopping
 
+from ..architectures import ARCHITECTURES
+from ..inputs import InputNetwork
+from ..nn._ensemble import EnsembleNetwork
 from ._callbacks import DivergenceGuard, TaskConflict, TaskValidationLoss, TaskWeightHistory
-from ._ensemble import EnsembleNetwork
 from ._loss import MultiTaskLoss
 from ._net import AcceleratedMMoENet, BatchIterator, MMoENet, PlainModulesAccelerator
-from .architectures import ARCHITECTURES
-from .inputs import InputNetwork
 
 
 def _silent(*args, **kwargs):
@@ -135,7 +135,7 @@ def module_spec(hyper, inputs=None, task_types=None):
     """The torch module class and its keyword arguments besides the widths.
 
     The registry's architecture; with ``n_ensemble`` above 1 an
-    :class:`~sk_mmoe._ensemble.EnsembleNetwork` of it (which needs the
+    :class:`~sk_mmoe.nn._ensemble.EnsembleNetwork` of it (which needs the
     ``task_types``, to average each task's members in its own space); the
     result wrapped in an :class:`~sk_mmoe.inputs.InputNetwork` when
     ``inputs`` (the fitted :class:`~sk_mmoe.inputs.InputEncoder`) has a

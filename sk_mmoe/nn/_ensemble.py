@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._task_types import BINARY, MULTICLASS, REGRESSION
+from .._task_types import BINARY, MULTICLASS, REGRESSION
 
 
 class EnsembleNetwork(nn.Module):

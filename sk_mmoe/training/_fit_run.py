@@ -24,14 +24,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length
 from skorch.helper import predefined_split
 
-from ._checkpoint import TrainingRun as CheckpointedCall
-from ._checkpoint import checkpointing
-from ._hyperparameters import AUTO_EARLY_STOPPING_ROWS, resolve_batch_size
-from ._inference import fit_threads, thread_limit
+from .._hyperparameters import AUTO_EARLY_STOPPING_ROWS, resolve_batch_size
+from .._inference import fit_threads, thread_limit
+from .._targets import TaskEncoder, check_target_values, missing_mask, natural, split_columns
+from .._task_types import REGRESSION
+from ..data._sources import InMemorySource, find_source
+from ..persistence._checkpoint import TrainingRun as CheckpointedCall
+from ..persistence._checkpoint import checkpointing
 from ._net import seeded
-from ._sources import InMemorySource, find_source
-from ._targets import TaskEncoder, check_target_values, missing_mask, natural, split_columns
-from ._task_types import REGRESSION
 
 _MAX_SEED = np.iinfo(np.int32).max
 

@@ -1,8 +1,8 @@
 """Saving and loading an estimator: :class:`Persistence`, a mixin of ``_BaseMMoE``.
 
 The file format itself (a zip of JSON and tensors, safe to load) is
-:mod:`sk_mmoe._persistence`; here the estimator gives it a
-:class:`~sk_mmoe._persistence.Saved` record and assembles itself from one.
+:mod:`sk_mmoe.persistence._archive`; here the estimator gives it a
+:class:`~sk_mmoe.persistence._archive.Saved` record and assembles itself from one.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from . import _persistence
+from ..training._distributed import writes_files
+from ..training._net import seeded
+from . import _archive as _persistence
 from ._checkpoint import restore_net
-from ._distributed import writes_files
-from ._net import seeded
 
 
 class Persistence:
@@ -62,7 +62,7 @@ class Persistence:
         )
 
     def _saved(self, net, encoder, random_seed, target_names, single_output):
-        """The :class:`~sk_mmoe._persistence.Saved` record of this estimator with this net.
+        """The :class:`~sk_mmoe.persistence._archive.Saved` record of this estimator with this net.
 
         Fitted attributes come as arguments, so that a training checkpoint can
         record a fit in progress.

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._task_types import BINARY, REGRESSION
+from .._task_types import BINARY, REGRESSION
 
 
 class FunnelTargets:

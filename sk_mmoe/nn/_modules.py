@@ -274,7 +274,7 @@ class MultiTaskModule(nn.Module):
 
     The contract, by who needs it:
 
-    - **training** (``sk_mmoe._net``, the loss): ``forward``; in training
+    - **training** (``sk_mmoe.training._net``, the loss): ``forward``; in training
       mode, :meth:`auxiliary_loss` (the gates' entropy term, or None);
     - **task balancing** (GradNorm, PCGrad, conflict tracking):
       :meth:`task_parameters` (towers and heads), :meth:`shared_parameters`

@@ -1,6 +1,6 @@
 """Per-task gradients on the shared parameters: gradient surgery, GradNorm, conflict.
 
-The training step of :class:`~sk_mmoe._net.MMoENet` calls these when the
+The training step of :class:`~sk_mmoe.training._net.MMoENet` calls these when the
 loss asks for per-task gradients (``"pcgrad"``, ``"gradnorm"``) or a callback
 records task conflict. Gradients are flattened over the shared parameters:
 ``G`` is ``(T, P)``, one row per task. This module imports nothing else from

@@ -1,6 +1,6 @@
 """Data sources: where a fit's training rows come from.
 
-The fit run (:mod:`sk_mmoe._fit_run`) asks its source for the number of
+The fit run (:mod:`sk_mmoe.training._fit_run`) asks its source for the number of
 rows (or None when it is not known before reading), a training and a
 validation set in the form skorch iterates over (the source controls the
 order of the batches through its ``iterator``), and a fingerprint of the
@@ -8,7 +8,7 @@ training data for checkpoints. :class:`InMemorySource` serves arrays,
 sparse matrices and DataFrames after validation and encoding; a source
 that streams from disk is one more class with the same methods, plus an
 entry registered with :func:`register_data_source` that says which ``X`` it
-takes and how a fit prepares it (:class:`sk_mmoe._stream_fit.ParquetData`).
+takes and how a fit prepares it (:class:`sk_mmoe.data._stream_fit.ParquetData`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from scipy.sparse import issparse
 from sklearn.model_selection import train_test_split
 
-from ._net import BatchIterator, TensorDataset, as_tensor
+from ..training._net import BatchIterator, TensorDataset, as_tensor
 
 #: the registered data sources besides rows in memory, tried in order
 DATA_SOURCES: list = []
@@ -36,7 +36,7 @@ def register_data_source(source):
         With ``name``; ``matches(X)``, whether ``X`` is for it;
         ``prepare(run, X, y, sample_weight, hyper)``, the fit's
         ``(source, fitted encoders, gate-check rows)`` (see
-        :func:`sk_mmoe._stream_fit.prepare`); ``outputs(estimator, X,
+        :func:`sk_mmoe.data._stream_fit.prepare`); ``outputs(estimator, X,
         method)``, the network's outputs for every row; ``targets(X, y,
         sample_weight)``, ``score``'s ``(y, sample_weight)``.
 
@@ -73,7 +73,7 @@ class InMemorySource:
     ----------
     iterator : type
         The skorch iterator of its datasets: whole batches by index (see
-        :class:`~sk_mmoe._net.BatchIterator`), shuffled each epoch in training.
+        :class:`~sk_mmoe.training._net.BatchIterator`), shuffled each epoch in training.
     """
 
     iterator = BatchIterator

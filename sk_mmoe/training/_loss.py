@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._task_types import BINARY, MULTICLASS, REGRESSION
 from ._funnel import FunnelLoss
-from ._task_types import BINARY, MULTICLASS, REGRESSION
 
 #: ``method`` values of :class:`MultiTaskLoss` beyond fixed weights
 METHODS = ("uncertainty", "dwa", "gradnorm", "pcgrad")
@@ -48,7 +48,7 @@ class MultiTaskLoss(FunnelLoss, nn.Module):
       two epochs); :meth:`end_epoch` moves to the next epoch;
     - ``"gradnorm"``: GradNorm (Chen et al., ICML 2018): learned weights
       (``gradnorm_weights``, summing to ``T``), trained by the net's step on
-      :func:`~sk_mmoe._balancing.gradnorm_loss`;
+      :func:`~sk_mmoe.training._balancing.gradnorm_loss`;
     - ``"pcgrad"``: the fixed weights; the net's step combines the task
       gradients by gradient surgery (Yu et al., NeurIPS 2020).
 

@@ -32,8 +32,8 @@ import torch
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.history import History
 
-from . import _persistence
-from ._distributed import writes_files
+from ..training._distributed import writes_files
+from . import _archive as _persistence
 
 #: hyperparameters that may differ between the interrupted fit and its resumption
 _FREE_PARAMS = ("callbacks", "verbose")
@@ -43,7 +43,7 @@ _FREE_PARAMS = ("callbacks", "verbose")
 class TrainingRun:
     """One ``fit`` / ``partial_fit`` call, as the estimator hands it to its checkpoints.
 
-    ``saved()`` gives the :class:`~sk_mmoe._persistence.Saved` record of the
+    ``saved()`` gives the :class:`~sk_mmoe.persistence._archive.Saved` record of the
     model as it is now; ``seed`` is the call's seed, ``history_start`` the
     epochs in the history before the call, ``epochs`` the epochs the call
     trains, ``fingerprint()`` the SHA-256 of its training data (from its data

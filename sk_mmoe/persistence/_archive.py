@@ -7,7 +7,7 @@ the module, of the criterion and of the optimizer); the zip comment holds
 the SHA-256 of ``estimator.json``, so any change to either member is
 detected. A training checkpoint is the same file with a ``training`` entry
 in both members (random state and early stopping's progress, see
-``sk_mmoe._checkpoint``).
+``sk_mmoe.persistence._checkpoint``).
 
 Version 2 added the optimizer's state and the batch size the net trained
 with (``fitted["train_batch_size"]``); files of version 1 still load: their
@@ -48,11 +48,11 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import validate_parameter_constraints
 
-from ._factory import build_module
-from ._hyperparameters import HYPERPARAMETERS, check_hyperparameters, resolve_batch_size
-from ._targets import TaskEncoder
-from .architectures import ARCHITECTURES
-from .inputs import InputEncoder
+from .._hyperparameters import HYPERPARAMETERS, check_hyperparameters, resolve_batch_size
+from .._targets import TaskEncoder
+from ..architectures import ARCHITECTURES
+from ..inputs import InputEncoder
+from ..training._factory import build_module
 
 FORMAT = "sk_mmoe"
 VERSION = 2
@@ -472,7 +472,7 @@ def _is_optimizer_state(state):
     """Whether ``state`` has the layout of an optimizer's ``state_dict``.
 
     Whether it fits the net (its parameters' number and shapes) is checked
-    when it is loaded into one (``sk_mmoe._checkpoint.restore_net``).
+    when it is loaded into one (``sk_mmoe.persistence._checkpoint.restore_net``).
     """
     return (
         isinstance(state, dict)

@@ -104,7 +104,7 @@ class BatchIterator:
 
     ``y_batch`` is ``(B, T + 1)`` as stored, or ``(B, T)`` -- the targets
     alone -- when no target is missing and every sample weight is 1: then
-    :class:`~sk_mmoe._loss.MultiTaskLoss` takes its unweighted path. This is
+    :class:`~sk_mmoe.training._loss.MultiTaskLoss` takes its unweighted path. This is
     decided once, here, rather than again for every batch.
     """
 
@@ -121,7 +121,7 @@ class BatchIterator:
         self.shuffle = shuffle
         self.num_shards = int(num_shards)
         self.shard = int(shard)
-        # a streamed dataset (sk_mmoe._parquet) makes its own batches
+        # a streamed dataset (sk_mmoe.data._parquet) makes its own batches
         self._streamed = not isinstance(dataset, TensorDataset)
         self._y = None if self._streamed else _unweighted_targets(dataset.y)
 

@@ -3,7 +3,7 @@
 :func:`prepare` is the streamed counterpart of what ``FitRun`` does with
 ``X`` in memory: it fits the input encoding on a sample of rows, reads the
 target (and weight) columns once in full, and hands back a
-:class:`~sk_mmoe._parquet.ParquetSource` that encodes each batch it reads.
+:class:`~sk_mmoe.data._parquet.ParquetSource` that encodes each batch it reads.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from ._inference import run_module
+from .._inference import run_module
+from .._targets import missing_mask, natural
+from .._task_types import REGRESSION
 from ._parquet import ENCODER_SAMPLE_ROWS, READ_ROWS, ParquetSource, is_source, open_dataset
-from ._targets import missing_mask, natural
-from ._task_types import REGRESSION
 
 
 def target_columns(y):
@@ -174,10 +174,10 @@ def read_targets(X, y, sample_weight=None):
 def prepare(run, X, y, sample_weight, hyper):
     """The source, fitted encoders and gate-check rows of a fit call on a Parquet source.
 
-    ``run`` is the :class:`~sk_mmoe._fit_run.FitRun`; its steps are shared
+    ``run`` is the :class:`~sk_mmoe.training._fit_run.FitRun`; its steps are shared
     with a fit in memory.
     """
-    from ._fit_run import Mode, Targets
+    from ..training._fit_run import Mode, Targets
 
     est = run.estimator
     source = open_source(X, y, sample_weight)
@@ -210,7 +210,7 @@ def prepare(run, X, y, sample_weight, hyper):
 class ParquetData:
     """The data source of Parquet paths and ``pyarrow.dataset`` datasets.
 
-    Registered in :mod:`sk_mmoe._sources`.
+    Registered in :mod:`sk_mmoe.data._sources`.
     """
 
     name = "parquet"

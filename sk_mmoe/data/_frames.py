@@ -33,7 +33,7 @@ def as_pandas(obj):
     Examples
     --------
     >>> import pyarrow as pa
-    >>> from sk_mmoe._frames import as_pandas
+    >>> from sk_mmoe.data._frames import as_pandas
     >>> table = pa.table({"city": pa.array(["a", "b"]).dictionary_encode(), "x": [1.0, 2.0]})
     >>> as_pandas(table).dtypes.astype(str).tolist()
     ['category', 'float64']
