@@ -87,6 +87,10 @@ class Hyperparameter:
     doc: str
     codec: Codec = IDENTITY
     doc_default: str | None = None
+    #: the value a saved file without this parameter was trained with, when
+    #: not ``default`` (the default changed after such files were written)
+    legacy: object = None
+    has_legacy: bool = False
 
     @property
     def doc_entry(self):
@@ -283,7 +287,7 @@ HYPERPARAMETERS = (
     ),
     Hyperparameter(
         "one_hot_max_categories",
-        None,
+        9,
         [None, Interval(Integral, 0, None, closed="left")],
         "int or None",
         """
@@ -294,7 +298,11 @@ HYPERPARAMETERS = (
         and gates ``n + 2`` columns of 0 and 1 ("missing" and "other" are
         categories of their own); a column named in an ``embedding_dim`` dict
         is always embedded. None or 0: every categorical column is embedded.
+        The default, 9, was chosen on the real-data suite (benchmarks/README,
+        "Default hyperparameters"); files saved before it keep None.
         """,
+        legacy=None,
+        has_legacy=True,
     ),
     Hyperparameter(
         "numeric_scaling",
@@ -312,9 +320,9 @@ HYPERPARAMETERS = (
     ),
     Hyperparameter(
         "numeric_embedding",
-        None,
-        [None, StrOptions(NUMERIC_EMBEDDINGS)],
-        '{"piecewise_linear", "periodic"} or None',
+        "auto",
+        [None, StrOptions(NUMERIC_EMBEDDINGS | {"auto"})],
+        '{"auto", "piecewise_linear", "periodic"} or None',
         """
         A learned vector per numeric column, fed to the experts and gates
         instead of the number itself (Gorishniy et al., 2022), for all columns
@@ -322,10 +330,16 @@ HYPERPARAMETERS = (
         its column's quantile bins (``n_bins``, learnt in ``fit``; the
         encoding TabM uses). ``"periodic"``: PLR, ``ReLU(Linear([cos, sin]))``
         of learned frequencies (``frequency_scale``) on standardised values.
-        None: numbers, scaled as ``numeric_scaling`` says. The bins and
-        statistics are fitted state: ``partial_fit`` and ``warm_start`` keep
-        them, and save/load, pickle and ONNX export carry them.
+        None: numbers, scaled as ``numeric_scaling`` says. ``"auto"``:
+        ``"periodic"`` when ``X`` has categorical columns (a raw table, where
+        it was ahead on the real-data suite: benchmarks/README, "Default
+        hyperparameters"), None for an all-numeric ``X`` (used as given, like
+        a plain MLP). The bins and statistics are fitted state: ``partial_fit``
+        and ``warm_start`` keep them, and save/load, pickle and ONNX export
+        carry them. Files saved before this parameter keep None.
         """,
+        legacy=None,
+        has_legacy=True,
     ),
     Hyperparameter(
         "n_bins",

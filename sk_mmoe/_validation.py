@@ -18,6 +18,9 @@ from .data._frames import as_pandas
 from .inputs import InputEncoder, resolve_categorical
 from .inputs._columns import check_no_time_columns
 
+#: what ``numeric_embedding="auto"`` is for X with categorical columns (chosen on the
+#: real-data suite: benchmarks/README, "Default hyperparameters")
+AUTO_NUMERIC_EMBEDDING = "periodic"
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -86,10 +89,11 @@ class InputValidation:
 
     def _new_input_encoder(self, X):
         """An unfitted encoder for categorical columns or scaling; None for plain numbers."""
+        embedding = self.numeric_embedding
         if issparse(X):
-            if self.numeric_embedding:
+            if embedding not in (None, "auto"):
                 raise ValueError(
-                    f"numeric_embedding={self.numeric_embedding!r} cannot be used with a sparse "
+                    f"numeric_embedding={embedding!r} cannot be used with a sparse "
                     "X; pass a dense array or DataFrame, or numeric_embedding=None."
                 )
             if resolve_categorical(X, self.categorical_features, None) is not None:
@@ -100,11 +104,13 @@ class InputValidation:
             return None
         raw = X if isinstance(X, pd.DataFrame) else _as_2d(X)
         mask = resolve_categorical(raw, self.categorical_features, getattr(raw, "columns", None))
-        if mask is None and self.numeric_scaling != "standard" and not self.numeric_embedding:
+        if embedding == "auto":  # embeddings for a table with categorical columns
+            embedding = AUTO_NUMERIC_EMBEDDING if mask is not None else None
+        if mask is None and self.numeric_scaling != "standard" and not embedding:
             return None
         return InputEncoder(
             mask if mask is not None else np.zeros(raw.shape[1], dtype=bool),
-            self.get_params(deep=False),
+            {**self.get_params(deep=False), "numeric_embedding": embedding},
         )
 
 
