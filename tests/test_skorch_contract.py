@@ -3,7 +3,7 @@
 ``MMoENet`` overrides ``run_single_epoch``, ``train_step``,
 ``train_step_single`` and ``validation_step`` and calls the private
 ``_set_training``, ``_zero_grad_optimizer`` and ``_step_optimizer`` (a leaner
-per-batch path than skorch's; see ``sk_mmoe/_net.py``). ``pyproject.toml``
+per-batch path than skorch's; see ``sk_mmoe/training/_net.py``). ``pyproject.toml``
 pins skorch to the tested major version; this test fails with a clear
 message if a skorch release renames or re-signs any of them.
 
