@@ -321,7 +321,7 @@ HYPERPARAMETERS = (
     Hyperparameter(
         "numeric_embedding",
         "auto",
-        [None, StrOptions(NUMERIC_EMBEDDINGS | {"auto"})],
+        [None, StrOptions(NUMERIC_EMBEDDINGS)],
         '{"auto", "piecewise_linear", "periodic"} or None',
         """
         A learned vector per numeric column, fed to the experts and gates

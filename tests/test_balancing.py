@@ -472,7 +472,10 @@ def test_shared_and_task_parameters_split_the_network(architecture, categorical)
     X_in = pd.DataFrame(X, columns=list("abcde"))
     if categorical:
         X_in["kind"] = pd.Categorical(np.where(X[:, 0] > 0, "u", "v"))
-    model = MMoERegressor(architecture=architecture, **fast(max_epochs=1)).fit(X_in, Y)
+    # an embedded category column and embedded numbers: the input blocks' weights are shared
+    model = MMoERegressor(
+        architecture=architecture, one_hot_max_categories=None, **fast(max_epochs=1)
+    ).fit(X_in, Y)
     module = model.module_
     shared, own = module.shared_parameters(), module.task_parameters()
     everything = {id(p) for p in module.parameters()}
@@ -481,6 +484,8 @@ def test_shared_and_task_parameters_split_the_network(architecture, categorical)
     assert {id(p) for p in module.last_shared_parameters()} <= {id(p) for p in shared}
     if categorical:
         assert any(p is module.embedding.weight for p in shared)
+        numeric = {id(p) for p in module.numeric_embedding.parameters()}
+        assert numeric and numeric <= {id(p) for p in shared}
     rows = torch.from_numpy(
         model.input_encoder_.transform(X_in, X_in.columns)
         if model.input_encoder_ is not None

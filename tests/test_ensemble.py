@@ -421,7 +421,9 @@ def test_onnx_reproduces_predict_and_predict_proba(architecture):
     got = dict(zip(sk_onnx.output_names(est), session.run(None, feeds)))
     predicted, proba = est.predict(X_test), est.predict_proba(X_test)
     np.testing.assert_array_equal(got["predict_clicked"], predicted[:, 0].astype(str))
-    np.testing.assert_allclose(got["predict_minutes"], predicted[:, 1].astype(float), rtol=1e-5)
+    np.testing.assert_allclose(
+        got["predict_minutes"], predicted[:, 1].astype(float), rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_array_equal(got["predict_grade"], predicted[:, 2].astype(np.int64))
     np.testing.assert_allclose(got["proba_clicked"], proba[0], atol=1e-5, rtol=0)
     np.testing.assert_allclose(got["proba_grade"], proba[2], atol=1e-5, rtol=0)

@@ -90,7 +90,7 @@ EXAMPLES = {
     "categorical_features": ["city", "device"],
     "embedding_dim": {"city": 4},
     "min_frequency": 5,
-    "one_hot_max_categories": 9,
+    "one_hot_max_categories": 4,
     "numeric_scaling": None,
     "numeric_embedding": "piecewise_linear",
     "n_bins": 16,

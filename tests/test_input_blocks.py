@@ -69,7 +69,7 @@ def test_every_architecture_reads_embedded_numbers(data, embedding, architecture
 def test_piecewise_linear_learns_a_step_the_plain_mlp_smooths(data):
     X, y = data
     params = fast(max_epochs=60, lr=0.01, random_state=0, early_stopping=False)
-    plain = MMoERegressor(**params).fit(X, y)
+    plain = MMoERegressor(**params, numeric_embedding=None).fit(X, y)
     binned = MMoERegressor(**params, numeric_embedding="piecewise_linear").fit(X, y)
     r2 = [
         m.score(X, y[["load", "spend"]]) for m in (plain, binned)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import architecture_names, fast
+from conftest import architecture_names
+from conftest import fast as _fast
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, KFold
@@ -18,6 +19,17 @@ from sk_mmoe import MMoEClassifier, MMoEMultiTask, MMoERegressor
 from sk_mmoe.inputs import OTHER, CategoricalEmbedding, InputEncoder, auto_embedding_dim
 
 CITIES = ["paris", "lima", "oslo", "rome", "kyiv"]
+
+
+def fast(max_epochs=3, **overrides):
+    """The tests' tiny network, embedding every categorical column and numbers as numbers.
+
+    This module is about category embeddings and numeric scaling: one-hot
+    columns and numeric embeddings (tests/test_one_hot.py,
+    tests/test_input_blocks.py) are off unless a test turns them on.
+    """
+    off = {"one_hot_max_categories": None, "numeric_embedding": None}
+    return _fast(max_epochs, **{**off, **overrides})
 
 
 def _frame(n=400, seed=0):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import fast
+from conftest import fast as _fast
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
@@ -24,6 +24,15 @@ from sk_mmoe.inputs import MISSING, OTHER, InputEncoder, OneHot
 DATA = Path(__file__).parent / "data"
 SMALL = ["a", "b", "c"]
 BIG = [f"k{i:02d}" for i in range(20)]
+
+
+def fast(max_epochs=3, **overrides):
+    """The tests' tiny network with numbers as numbers (no numeric embedding).
+
+    The estimators' default embeds the numbers of a table; these tests compare
+    with models fitted before one-hot blocks, which had none.
+    """
+    return _fast(max_epochs, **{"numeric_embedding": None, **overrides})
 
 
 def _frame(n, seed=0):
@@ -267,7 +276,9 @@ def test_partial_fit_and_warm_start_keep_the_assignment(frame):
 @pytest.mark.parametrize("limit", [None, 0])
 def test_off_is_bitwise_the_model_before_one_hot_blocks(frame, limit):
     X, y = frame
-    est = MMoERegressor(one_hot_max_categories=limit, random_state=0, **FORMAT2).fit(X, y)
+    est = MMoERegressor(
+        one_hot_max_categories=limit, numeric_embedding=None, random_state=0, **FORMAT2
+    ).fit(X, y)
     assert est.predict(X.iloc[:6]).tolist() == FORMAT2_PREDICTIONS
     assert list(est.module_.state_dict()) == FORMAT2_KEYS
 
@@ -286,7 +297,7 @@ def test_a_file_saved_before_one_hot_blocks_loads(frame, tmp_path):
 
 def test_an_encoder_pickled_before_column_lists_unpickles(frame):
     X, y = frame
-    est = MMoERegressor(**fast(max_epochs=1)).fit(X, y)
+    est = MMoERegressor(one_hot_max_categories=None, **fast(max_epochs=1)).fit(X, y)
     expected = est.predict(X)
     del est.input_encoder_.columns_  # as pickled before blocks listed their columns
     clone = pickle.loads(pickle.dumps(est))

@@ -148,11 +148,12 @@ def unregister_input_block(kind):
 
 
 class _NumericEmbeddings(Set):
-    """A live view of the registered numeric blocks but the plain one: ``numeric_embedding``'s
-    options (a block registered later is valid at once)."""
+    """A live view of the registered numeric blocks but the plain one, and ``"auto"``:
+    ``numeric_embedding``'s options (a block registered later is valid at once)."""
 
     def _names(self):
-        return [k for k, b in INPUT_BLOCKS.items() if b.role == "numeric" and k != "numeric"]
+        kinds = [k for k, b in INPUT_BLOCKS.items() if b.role == "numeric" and k != "numeric"]
+        return ["auto", *kinds]
 
     @classmethod
     def _from_iterable(cls, iterable):  # set operations give plain sets
