@@ -427,6 +427,13 @@ def build_parser():
         help=f"training epochs of every model (default {default.max_epochs}; "
         f"{paper.max_epochs} with --full)",
     )
+    _add_output_options(parser, default, paper)
+    return parser
+
+
+def _add_output_options(parser, default, paper):
+    """The options of the data, the training and the output (``default`` / ``paper``: the
+    default and ``--full`` setups, for the help texts)."""
     parser.add_argument(
         "--correlations",
         type=float,
@@ -456,7 +463,6 @@ def build_parser():
         "the results do not depend on it)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
 
 
 def setup_from_args(args):
@@ -477,20 +483,8 @@ def setup_from_args(args):
     return Setup(**changes)
 
 
-def main(argv=None):
-    """Entry point of ``python -m sk_mmoe`` and of the ``sk-mmoe`` script."""
-    args = build_parser().parse_args(argv)
-    setup = setup_from_args(args)
-    start = time.perf_counter()
-    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
-    if not has_matplotlib:
-        print(
-            "matplotlib is not installed: the table will be printed but no figure "
-            "written (pip install 'sk-mmoe[plot]').",
-            file=sys.stderr,
-        )
-    params = model_params(setup)
-    n_parameters = {name: count_parameters(params[name], setup.n_features) for name in MODELS}
+def print_setup(setup, params, n_parameters):
+    """The experiment's settings and each model's size."""
     print(
         f"Ma et al. (2018) synthetic tasks: d={setup.n_features}, scale c={setup.scale:g}, "
         f"{setup.n_sin} sine terms, {setup.n_train:,} training / {setup.n_test:,} test "
@@ -513,8 +507,10 @@ def main(argv=None):
             f"  {name:<13} {n_parameters[name]:>7,} parameters ({shape}, towers of "
             f"{setup.tower_units})"
         )
-    records = run_experiment(setup, progress=not args.no_progress, n_jobs=args.jobs)
-    summary = summarize(records)
+
+
+def print_results(summary, setup, n_parameters):
+    """The test-MSE table, the paired differences and the per-seed winners."""
     print()
     print(f"Test MSE (mean over both tasks; mean ± standard error over {setup.n_seeds} seed(s)):")
     print()
@@ -535,6 +531,26 @@ def main(argv=None):
         for p in sorted(summary["wins"])
     )
     print(f"lowest mean test MSE: {lowest}")
+
+
+def main(argv=None):
+    """Entry point of ``python -m sk_mmoe`` and of the ``sk-mmoe`` script."""
+    args = build_parser().parse_args(argv)
+    setup = setup_from_args(args)
+    start = time.perf_counter()
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
+    if not has_matplotlib:
+        print(
+            "matplotlib is not installed: the table will be printed but no figure "
+            "written (pip install 'sk-mmoe[plot]').",
+            file=sys.stderr,
+        )
+    params = model_params(setup)
+    n_parameters = {name: count_parameters(params[name], setup.n_features) for name in MODELS}
+    print_setup(setup, params, n_parameters)
+    records = run_experiment(setup, progress=not args.no_progress, n_jobs=args.jobs)
+    summary = summarize(records)
+    print_results(summary, setup, n_parameters)
     elapsed = f"{time.perf_counter() - start:.0f} s in all"
     if not has_matplotlib:
         print(f"no figure written: matplotlib is not installed ({elapsed})")
