@@ -9,7 +9,6 @@ loaders, the accelerator's backward pass), using a stand-in accelerator when
 ``accelerate`` is not installed.
 """
 
-import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from conftest import RecordingAccelerator
 from sklearn.model_selection import GridSearchCV, KFold
 from skorch.hf import AccelerateMixin
 
@@ -95,46 +95,6 @@ def example():
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop(spec.name, None)
-
-
-class RecordingAccelerator:
-    """Stand-in for ``accelerate.Accelerator`` in one CPU process.
-
-    Implements what ``skorch.hf.AccelerateMixin`` calls and records it;
-    ``num_processes`` / ``process_index`` pretend to be one of several.
-    """
-
-    device_placement = False
-    is_main_process = True
-
-    def __init__(self, num_processes=1, process_index=0):
-        self.num_processes = num_processes
-        self.process_index = process_index
-        self.prepared = []
-        self.n_backward = 0
-
-    def prepare(self, obj):
-        self.prepared.append(obj)
-        return obj
-
-    def accumulate(self, model):
-        return contextlib.nullcontext()
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def backward(self, loss):
-        self.n_backward += 1
-        loss.backward()
-
-    def wait_for_everyone(self):
-        pass
-
-    def unwrap_model(self, model, keep_fp32_wrapper=True):
-        return model
-
-    def gather_for_metrics(self, output):
-        return output
 
 
 def test_accelerator_parameter_trains_through_accelerate_mixin(data):

@@ -14,11 +14,11 @@ and the criterion to ``accelerator.prepare`` and keeps what that returns
 step through ``accelerator.backward``.
 """
 
-import contextlib
 import inspect
 
 import pytest
 import torch
+from conftest import RecordingAccelerator
 from skorch import NeuralNet
 from skorch.hf import AccelerateMixin
 
@@ -57,47 +57,12 @@ def test_skorch_still_has_what_mmoenet_uses(name):
     )
 
 
-class _Recorder:
-    """What ``AccelerateMixin`` calls on an accelerator, recorded (one process)."""
-
-    device_placement = False
-    is_main_process = True
-    num_processes = 1
-
-    def __init__(self):
-        self.prepared = []
-        self.n_backward = 0
-
-    def prepare(self, obj):
-        self.prepared.append(obj)
-        return obj
-
-    def accumulate(self, model):
-        return contextlib.nullcontext()
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def backward(self, loss):
-        self.n_backward += 1
-        loss.backward()
-
-    def wait_for_everyone(self):
-        pass
-
-    def unwrap_model(self, model, keep_fp32_wrapper=True):
-        return model
-
-    def gather_for_metrics(self, output):
-        return output
-
-
 class _AcceleratedNet(AccelerateMixin, NeuralNet):
     pass
 
 
 def test_accelerate_mixin_prepares_module_and_criterion_and_keeps_what_prepare_returns():
-    accelerator = _Recorder()
+    accelerator = RecordingAccelerator()
     net = _AcceleratedNet(
         torch.nn.Linear(3, 1),
         criterion=torch.nn.MSELoss,

@@ -35,9 +35,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._task_types import BINARY, MULTICLASS, REGRESSION
+from ._modules import QuickTrainToggle
 
 
-class EnsembleNetwork(nn.Module):
+class EnsembleNetwork(QuickTrainToggle, nn.Module):
     """``k`` members of an architecture, trained and run in one forward pass.
 
     The input ``(B, d)`` becomes ``(k * B, d)``, member ``m``'s copy scaled by
@@ -211,21 +212,3 @@ class EnsembleNetwork(nn.Module):
     def auxiliary_loss(self) -> torch.Tensor | None:
         """The architecture's extra training-loss term (the gates' entropy bonus)."""
         return self.network.auxiliary_loss()
-
-    def train(self, mode: bool = True):
-        """Set training or evaluation mode, as :meth:`torch.nn.Module.train`.
-
-        Parameters
-        ----------
-        mode : bool, default=True
-            Training mode if True, evaluation mode if False.
-
-        Returns
-        -------
-        self : EnsembleNetwork
-            This module.
-        """
-        # as MultiTaskModule.train: skip the walk when every flag is already set
-        if isinstance(mode, bool) and all(m.training is mode for m in self.modules()):
-            return self
-        return super().train(mode)

@@ -264,7 +264,38 @@ class BatchedMLP(nn.Module):
         return self.rest[-1] if len(self.rest) else self.first
 
 
-class MultiTaskModule(nn.Module):
+class QuickTrainToggle:
+    """``train`` / ``eval`` that skip the walk over submodules when nothing changes.
+
+    ``nn.Module.train`` sets the flag on every submodule through the slow
+    ``nn.Module.__setattr__``; the estimators call ``eval()`` on every
+    predict, so the walk is skipped when every flag is already ``mode``. A
+    base of every module the estimators hold at the top (the architectures,
+    the input and ensemble wrappers).
+    """
+
+    def train(self, mode: bool = True):
+        """Set training (``mode=True``) or evaluation mode, as :meth:`torch.nn.Module.train`.
+
+        Parameters
+        ----------
+        mode : bool, default=True
+            Training mode if True, evaluation mode if False.
+
+        Returns
+        -------
+        self : torch.nn.Module
+            This module.
+        """
+        # nn.Module.train sets the flag on every submodule through the slow
+        # nn.Module.__setattr__; the estimators call eval() on every predict,
+        # so skip that walk when every flag is already ``mode``
+        if isinstance(mode, bool) and all(m.training is mode for m in self.modules()):
+            return self
+        return super().train(mode)
+
+
+class MultiTaskModule(QuickTrainToggle, nn.Module):
     """Base of every architecture: the task towers and heads, and the contract.
 
     A subclass builds its bottom (experts, gates) in ``__init__`` first, then
@@ -542,23 +573,3 @@ class MultiTaskModule(nn.Module):
             f"sk_mmoe cannot write the {type(self).__name__} architecture to ONNX: it does "
             "not implement emit_onnx (see CONTRIBUTING.md, 'Adding an architecture')."
         )
-
-    def train(self, mode: bool = True):
-        """Set training (``mode=True``) or evaluation mode, as :meth:`torch.nn.Module.train`.
-
-        Parameters
-        ----------
-        mode : bool, default=True
-            Training mode if True, evaluation mode if False.
-
-        Returns
-        -------
-        self : MultiTaskModule
-            This module.
-        """
-        # nn.Module.train sets the flag on every submodule through the slow
-        # nn.Module.__setattr__; the estimators call eval() on every predict,
-        # so skip that walk when every flag is already ``mode``
-        if isinstance(mode, bool) and all(m.training is mode for m in self.modules()):
-            return self
-        return super().train(mode)
