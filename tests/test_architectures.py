@@ -32,7 +32,7 @@ class Linear(MultiTaskModule):
     def forward(self, x):
         return self.linear(x)
 
-    def emit_onnx(self, builder, x):
+    def _emit_onnx(self, builder, x):
         from sk_mmoe._onnx_graph import emit
 
         return emit(builder, self.linear, x)  # (B, d) -> (B, sum C)
@@ -95,8 +95,9 @@ def test_a_registered_architecture_exports_to_onnx(linear_architecture):
 def test_an_architecture_without_an_emitter_says_so(linear_architecture, monkeypatch):
     skl2onnx = pytest.importorskip("skl2onnx")
     pytest.importorskip("sk_mmoe.onnx")
-    monkeypatch.delattr(Linear, "emit_onnx")
+    monkeypatch.delattr(Linear, "_emit_onnx")
     X, Y = make_mmoe_tasks(50, n_features=3, random_state=0)
     reg = MMoERegressor(architecture="linear", **fast(max_epochs=1)).fit(X.astype(np.float32), Y)
-    with pytest.raises(TypeError, match="Linear architecture to ONNX: it does not implement"):
+    message = "Linear architecture to ONNX: it does not implement _emit_onnx"
+    with pytest.raises(TypeError, match=message):
         skl2onnx.to_onnx(reg, X[:1].astype(np.float32))

@@ -142,21 +142,8 @@ class MixtureOfExperts(MultiTaskModule):
         # (G, B, H) -> (T, B, H) by broadcasting when G == 1
         return self._towers_forward(mixed.expand(self.n_tasks, -1, -1))
 
-    def emit_onnx(self, builder, x):
-        """MMoE / MoE: ``(B, d)`` -> ``(B, sum C)``.
-
-        Parameters
-        ----------
-        builder : sk_mmoe._onnx_graph.GraphBuilder
-            Where the nodes go.
-        x : str
-            Name of the input tensor ``(B, d)``.
-
-        Returns
-        -------
-        name : str
-            Name of the output tensor ``(B, sum C)``.
-        """
+    def _emit_onnx(self, builder, x):
+        """MMoE / MoE: ``(B, d)`` -> ``(B, sum C)``."""
         from .._onnx_graph import (  # needs onnx: imported on export only
             batched_mlp_shared_kfirst,
             emit,

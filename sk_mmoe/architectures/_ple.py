@@ -286,31 +286,19 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         """
         return [self.experts[-1].last_layer.weight]
 
-    def emit_onnx(self, builder, x):
+    def _emit_onnx(self, builder, x):
         """PLE / CGC: ``(B, d)`` -> ``(B, sum C)``, level by level.
 
         Each level's gates are one matmul whose weight already holds the fixed
         mask: the columns of the ``-inf`` logits (other tasks' experts, and the
         padding to ``W``) get zero weights and a ``-inf`` bias, as the torch
         module's stream gates do.
-
-        Parameters
-        ----------
-        builder : sk_mmoe._onnx_graph.GraphBuilder
-            Where the nodes go.
-        x : str
-            Name of the input tensor ``(B, d)``.
-
-        Returns
-        -------
-        name : str
-            Name of the output tensor ``(B, sum C)``.
         """
-        return _emit_onnx(builder, self, x)
+        return _ple_onnx(builder, self, x)
 
 
-def _emit_onnx(builder, module, x):
-    """The PLE / CGC module as ONNX nodes: see ``ProgressiveLayeredExtraction.emit_onnx``."""
+def _ple_onnx(builder, module, x):
+    """The PLE / CGC module as ONNX nodes: see ``ProgressiveLayeredExtraction._emit_onnx``."""
     from .._onnx_graph import (  # needs onnx: imported on export only
         batched_mlp_kfirst,
         batched_mlp_shared_kfirst,

@@ -59,21 +59,8 @@ class SharedBottom(MultiTaskModule):
         # (B, 1, H) -> (1, B, H) -> (T, B, H)
         return self._towers_forward(bottom.transpose(0, 1).expand(self.n_tasks, -1, -1))
 
-    def emit_onnx(self, builder, x):
-        """Shared-Bottom: ``(B, d)`` -> ``(B, sum C)``.
-
-        Parameters
-        ----------
-        builder : sk_mmoe._onnx_graph.GraphBuilder
-            Where the nodes go.
-        x : str
-            Name of the input tensor ``(B, d)``.
-
-        Returns
-        -------
-        name : str
-            Name of the output tensor ``(B, sum C)``.
-        """
+    def _emit_onnx(self, builder, x):
+        """Shared-Bottom: ``(B, d)`` -> ``(B, sum C)``."""
         from .._onnx_graph import (  # needs onnx: imported on export only
             batched_mlp_shared_kfirst,
             expand_to_tasks,

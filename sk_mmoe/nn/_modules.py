@@ -316,7 +316,8 @@ class MultiTaskModule(QuickTrainToggle, nn.Module):
     - **the in-model ensemble** (``n_ensemble``): the towers made by
       :meth:`_add_towers` and run by :meth:`_towers_forward` (members' adapters
       live there, so an architecture needs nothing more);
-    - **ONNX export** (``sk_mmoe.onnx``): :meth:`emit_onnx`, the eval-mode
+    - **ONNX export** (``sk_mmoe.onnx``): ``_emit_onnx`` (called by
+      :meth:`emit_onnx`), the eval-mode
       ``forward`` written as ONNX nodes, beside the module's own ``forward``
       (the helpers of ``sk_mmoe._onnx_graph``, imported inside the method, end
       with its ``towers``).
@@ -569,7 +570,11 @@ class MultiTaskModule(QuickTrainToggle, nn.Module):
         name : str
             Name of the output tensor ``(B, sum C)``.
         """
+        return self._emit_onnx(builder, x)
+
+    def _emit_onnx(self, builder, x: str) -> str:
+        """:meth:`emit_onnx` of this architecture: each one implements it."""
         raise TypeError(
             f"sk_mmoe cannot write the {type(self).__name__} architecture to ONNX: it does "
-            "not implement emit_onnx (see CONTRIBUTING.md, 'Adding an architecture')."
+            "not implement _emit_onnx (see CONTRIBUTING.md, 'Adding an architecture')."
         )
