@@ -7,8 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..nn._modules import NetworkWrapper
 
-class InputNetwork(nn.Module):
+
+class InputNetwork(NetworkWrapper):
     """An architecture whose inputs pass through the input blocks' modules first.
 
     The input ``(B, n_features)`` is the encoded matrix: each block's encoded
@@ -61,18 +63,6 @@ class InputNetwork(nn.Module):
         width = sum(int(b[3]) for b in blocks)
         self.network = network(width, output_widths, **network_params)
 
-    @property
-    def has_gates(self) -> bool:
-        return self.network.has_gates
-
-    @property
-    def expert_names(self) -> list:
-        return self.network.expert_names
-
-    def expert_labels(self, task_names: Sequence[str]) -> list[str]:
-        """The wrapped network's expert labels (see ``MultiTaskModule.expert_labels``)."""
-        return self.network.expert_labels(task_names)
-
     def input_modules(self) -> list[nn.Module]:
         """The blocks' modules, in block order."""
         return [getattr(self, name) for _, name, _, _ in self.blocks if name is not None]
@@ -91,16 +81,6 @@ class InputNetwork(nn.Module):
     def gate_weights(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
         return self.network.gate_weights(self._inputs(x), **kwargs)
 
-    def task_parameters(self) -> list[nn.Parameter]:
-        return self.network.task_parameters()
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        # the input blocks feed every task
-        own = [p for module in self.input_modules() for p in module.parameters()]
-        return [*own, *self.network.shared_parameters()]
-
-    def last_shared_parameters(self) -> list[nn.Parameter]:
-        return self.network.last_shared_parameters()
-
-    def auxiliary_loss(self) -> torch.Tensor | None:
-        return self.network.auxiliary_loss()
+    def own_shared_parameters(self) -> list[nn.Parameter]:
+        """The input blocks' parameters: they feed every task."""
+        return [p for module in self.input_modules() for p in module.parameters()]

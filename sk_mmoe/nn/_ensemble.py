@@ -35,10 +35,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._task_types import BINARY, MULTICLASS, REGRESSION
-from ._modules import QuickTrainToggle
+from ._modules import NetworkWrapper
 
 
-class EnsembleNetwork(QuickTrainToggle, nn.Module):
+class EnsembleNetwork(NetworkWrapper):
     """``k`` members of an architecture, trained and run in one forward pass.
 
     The input ``(B, d)`` becomes ``(k * B, d)``, member ``m``'s copy scaled by
@@ -109,18 +109,6 @@ class EnsembleNetwork(QuickTrainToggle, nn.Module):
                 raise ValueError(f"unknown output kind {kind!r}.")
             self.outputs.append((kind, start, start + int(width)))
             start += int(width)
-
-    @property
-    def has_gates(self) -> bool:
-        return self.network.has_gates
-
-    @property
-    def expert_names(self) -> list:
-        return self.network.expert_names
-
-    def expert_labels(self, task_names: Sequence[str]) -> list[str]:
-        """The architecture's expert labels (see ``MultiTaskModule.expert_labels``)."""
-        return self.network.expert_labels(task_names)
 
     def _members(self, x: torch.Tensor) -> torch.Tensor:
         """Every member's input: ``(B, d)`` -> ``(k * B, d)``, member-major."""
@@ -197,18 +185,6 @@ class EnsembleNetwork(QuickTrainToggle, nn.Module):
         # (k * B, G, E) -> (k, B, G, E) -> mean over k -> (B, G, E)
         return weights.view(self.n_members, x.shape[0], *weights.shape[1:]).mean(0)
 
-    def task_parameters(self) -> list[nn.Parameter]:
-        """The towers and heads, with the members' adapters of them."""
-        return self.network.task_parameters()
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """The members' input adapters (every task reads them), then the architecture's."""
-        return [self.input_scale, *self.network.shared_parameters()]
-
-    def last_shared_parameters(self) -> list[nn.Parameter]:
-        """The architecture's last shared layer (GradNorm's)."""
-        return self.network.last_shared_parameters()
-
-    def auxiliary_loss(self) -> torch.Tensor | None:
-        """The architecture's extra training-loss term (the gates' entropy bonus)."""
-        return self.network.auxiliary_loss()
+    def own_shared_parameters(self) -> list[nn.Parameter]:
+        """The members' input adapters: every task reads them."""
+        return [self.input_scale]

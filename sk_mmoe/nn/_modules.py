@@ -295,6 +295,49 @@ class QuickTrainToggle:
         return super().train(mode)
 
 
+class NetworkWrapper(QuickTrainToggle, nn.Module):
+    """A module around an architecture (``self.network``): what it does not add, it passes on.
+
+    The gate and expert descriptions, the task parameters, GradNorm's layer
+    and the auxiliary loss are the architecture's; the shared parameters are
+    the wrapper's own (:meth:`own_shared_parameters`, which every task reads)
+    and then the architecture's. Subclasses: the input blocks'
+    ``InputNetwork``, the ensemble's ``EnsembleNetwork``.
+    """
+
+    @property
+    def has_gates(self) -> bool:
+        return self.network.has_gates
+
+    @property
+    def expert_names(self) -> list:
+        return self.network.expert_names
+
+    def expert_labels(self, task_names: Sequence[str]) -> list[str]:
+        """The architecture's expert labels (see ``MultiTaskModule.expert_labels``)."""
+        return self.network.expert_labels(task_names)
+
+    def own_shared_parameters(self) -> list[nn.Parameter]:
+        """The wrapper's own parameters; every task reads them."""
+        return []
+
+    def task_parameters(self) -> list[nn.Parameter]:
+        """The architecture's towers and heads (see ``MultiTaskModule``)."""
+        return self.network.task_parameters()
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The wrapper's own parameters, then the architecture's shared ones."""
+        return [*self.own_shared_parameters(), *self.network.shared_parameters()]
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The architecture's last shared layer (GradNorm's)."""
+        return self.network.last_shared_parameters()
+
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """The architecture's extra training-loss term (the gates' entropy bonus)."""
+        return self.network.auxiliary_loss()
+
+
 class MultiTaskModule(QuickTrainToggle, nn.Module):
     """Base of every architecture: the task towers and heads, and the contract.
 
