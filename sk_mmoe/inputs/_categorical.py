@@ -200,12 +200,9 @@ class CategoricalEmbeddingBlock(CategoryCodes):
     @staticmethod
     def emit_module(builder, module, x):
         """float codes ``(B, n_columns)`` -> embeddings ``(B, D)``: one gather, as in torch."""
-        from ._onnx import INT64
+        from ._onnx import position_codes
 
-        codes = builder.node("Cast", [x], "codes", to=INT64)
-        per_position = builder.node(
-            "Gather", [codes, builder.const(module.column, "column")], axis=1
-        )  # (B, D): each output position's column code
+        per_position = position_codes(builder, module, x)  # (B, D)
         index = builder.node("Mul", [per_position, builder.const(module.width, "width")])
         index = builder.node("Add", [index, builder.const(module.base, "base")])
         weight = builder.const(module.weight, "embedding_table", np.float32)

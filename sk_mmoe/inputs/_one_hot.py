@@ -99,11 +99,8 @@ class OneHotBlock(CategoryCodes):
     @staticmethod
     def emit_module(builder, module, x):
         """float codes ``(B, n_columns)`` -> one-hot ``(B, D)``: as in torch."""
-        from ._onnx import FLOAT, INT64
+        from ._onnx import FLOAT, position_codes
 
-        codes = builder.node("Cast", [x], "codes", to=INT64)
-        per_position = builder.node(
-            "Gather", [codes, builder.const(module.column, "column")], axis=1
-        )  # (B, D): each output position's column code
+        per_position = position_codes(builder, module, x)  # (B, D)
         hot = builder.node("Equal", [per_position, builder.const(module.code, "code")])
         return builder.node("Cast", [hot], "one_hot", to=FLOAT)

@@ -44,6 +44,16 @@ def concat(builder, pieces, hint):
     return builder.node("Concat", pieces, hint, axis=1)
 
 
+def position_codes(builder, module, x):
+    """float codes ``(B, n_columns)`` -> int64 ``(B, D)``: each output position's column code.
+
+    ``module.column`` gives each output position's column, as the
+    categorical modules' forward reads it.
+    """
+    codes = builder.node("Cast", [x], "codes", to=INT64)
+    return builder.node("Gather", [codes, builder.const(module.column, "column")], axis=1)
+
+
 def category_codes(builder, column, categories, name):
     """int64 codes ``(B, 1)`` of one categorical column: 0 missing, 1 other, 2 + i."""
     codes = {value: 2 + i for i, value in enumerate(categories.tolist())}
