@@ -49,6 +49,10 @@ def _identity(value):
     return value
 
 
+#: ``Hyperparameter.legacy`` when files without the parameter trained with its default
+_AS_DEFAULT = object()
+
+
 @dataclass(frozen=True)
 class Codec:
     """How a saved file's JSON holds a hyperparameter's value.
@@ -89,8 +93,12 @@ class Hyperparameter:
     doc_default: str | None = None
     #: the value a saved file without this parameter was trained with, when
     #: not ``default`` (the default changed after such files were written)
-    legacy: object = None
-    has_legacy: bool = False
+    legacy: object = _AS_DEFAULT
+
+    @property
+    def file_default(self):
+        """The value of a saved file that does not have this parameter."""
+        return self.default if self.legacy is _AS_DEFAULT else self.legacy
 
     @property
     def doc_entry(self):
@@ -302,7 +310,6 @@ HYPERPARAMETERS = (
         "Default hyperparameters"); files saved before it keep None.
         """,
         legacy=None,
-        has_legacy=True,
     ),
     Hyperparameter(
         "numeric_scaling",
@@ -339,7 +346,6 @@ HYPERPARAMETERS = (
         carry them. Files saved before this parameter keep None.
         """,
         legacy=None,
-        has_legacy=True,
     ),
     Hyperparameter(
         "n_bins",

@@ -535,7 +535,7 @@ def _params_from_json(params, estimator_class):
         if row.name in params:
             params[row.name] = row.codec.from_json(params[row.name])
     # a parameter the file does not have: what files of its time trained with
-    missing = {row.name: row.legacy for row in HYPERPARAMETERS if row.has_legacy}
+    missing = {row.name: row.file_default for row in HYPERPARAMETERS}
     params = {**defaults, **missing, **params}
     device = torch.device(params["device"])  # RuntimeError for a malformed string
     if not _available(device):
