@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from real_data import DATASETS, SEED, _classes, task_types
+from real_data import DATASETS, SEED, load
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
@@ -65,6 +65,9 @@ COMMON = {"early_stopping": True, "max_epochs": 200}
 #: name -> (parameters on top of COMMON, wrap in SmoothClipScaler)
 CANDIDATES = {
     "early_stopping": ({}, False),
+    # the defaults before numeric embeddings and one-hot columns (the baseline of the
+    # second round in benchmarks/README)
+    "previous_defaults": ({"numeric_embedding": None, "one_hot_max_categories": None}, False),
     "no_early_stopping": ({"early_stopping": False, "max_epochs": 100}, False),
     "plateau_lr": ({"callbacks": "plateau"}, False),
     "lr_3e-3": ({"lr": 3e-3}, False),
@@ -115,15 +118,7 @@ def run(names, datasets, n_folds, n_rows, max_epochs):
 
     rows = []
     for data in datasets:
-        X, Y = DATASETS[data]()
-        if len(X) > n_rows:
-            keep = np.sort(np.random.RandomState(SEED).choice(len(X), n_rows, replace=False))
-            X, Y = X.iloc[keep], Y.iloc[keep]
-        X, Y = X.reset_index(drop=True), Y.reset_index(drop=True)
-        types = task_types(Y)
-        explicit = [
-            "regression" if types[n] == "regression" else _classes(Y[n]) for n in Y.columns
-        ]
+        X, Y, explicit = load(data, n_rows)
         splits = list(KFold(n_folds, shuffle=True, random_state=SEED).split(X))
         for name in names:
             estimator = candidate(name, explicit)

@@ -210,6 +210,22 @@ def baselines(X):
     }
 
 
+def load(name, n_rows=None):
+    """``(X, Y, task types)`` of a data set, subsampled to ``n_rows`` rows (seeded).
+
+    The task types: regression for the continuous columns, "binary" or
+    "multiclass" for the others (``MMoEMultiTask(task_types=...)``).
+    """
+    X, Y = DATASETS[name]()
+    if n_rows is not None and len(X) > n_rows:
+        keep = np.random.RandomState(SEED).choice(len(X), n_rows, replace=False)
+        X, Y = X.iloc[np.sort(keep)], Y.iloc[np.sort(keep)]
+    X, Y = X.reset_index(drop=True), Y.reset_index(drop=True)
+    types = task_types(Y)
+    explicit = ["regression" if types[n] == "regression" else _classes(Y[n]) for n in Y.columns]
+    return X, Y, explicit
+
+
 #: the previous defaults, for ``--compare-defaults``: no numeric embeddings, no one-hot
 PREVIOUS_DEFAULTS = {"numeric_embedding": None, "one_hot_max_categories": None}
 
@@ -221,13 +237,7 @@ def run_defaults(name, n_folds, n_rows=None, n_jobs=None):
     from sk_mmoe import MMoEMultiTask
     from sk_mmoe.model_selection import multitask_gain
 
-    X, Y = DATASETS[name]()
-    if n_rows is not None and len(X) > n_rows:
-        keep = np.random.RandomState(SEED).choice(len(X), n_rows, replace=False)
-        X, Y = X.iloc[np.sort(keep)], Y.iloc[np.sort(keep)]
-    X, Y = X.reset_index(drop=True), Y.reset_index(drop=True)
-    types = task_types(Y)
-    explicit = ["regression" if types[n] == "regression" else _classes(Y[n]) for n in Y.columns]
+    X, Y, explicit = load(name, n_rows)
     params = {"missing_targets": "ignore", "random_state": SEED, "task_types": explicit}
     splits = list(KFold(n_folds, shuffle=True, random_state=SEED).split(X))
     start = time.perf_counter()
@@ -259,17 +269,10 @@ def run(name, n_folds, n_rows=None, max_epochs=None, n_jobs=None):
     from sk_mmoe import MMoEMultiTask
     from sk_mmoe.model_selection import multitask_gain
 
-    X, Y = DATASETS[name]()
-    if n_rows is not None and len(X) > n_rows:
-        keep = np.random.RandomState(SEED).choice(len(X), n_rows, replace=False)
-        X, Y = X.iloc[np.sort(keep)], Y.iloc[np.sort(keep)]
-    X, Y = X.reset_index(drop=True), Y.reset_index(drop=True)
-    types = task_types(Y)
+    X, Y, explicit = load(name, n_rows)
     params = {"missing_targets": "ignore", "random_state": SEED}
     if max_epochs is not None:
         params["max_epochs"] = max_epochs
-    # task_types: regression for the continuous columns, classes for the rest
-    explicit = ["regression" if types[n] == "regression" else _classes(Y[n]) for n in Y.columns]
     splits = list(KFold(n_folds, shuffle=True, random_state=SEED).split(X))
     start = time.perf_counter()
     tables = []
