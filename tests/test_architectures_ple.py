@@ -132,6 +132,63 @@ def test_outputs_and_every_gate_match_a_naive_loop(case, dtype, training):
             assert torch.equal(net.gate_weights(x, level=level - n_levels), got)
 
 
+def _rows_first_training(net, x):
+    """The training forward pass in the evaluation layout (rows first)."""
+    return net._towers_forward(net._levels(x))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if build(*c)._rows_last])
+@pytest.mark.parametrize("bonus", [0.0, 0.3])
+def test_rows_last_training_matches_rows_first_in_value_and_gradient(case, bonus):
+    # small per-row mixtures train rows last: the same outputs, gradients
+    # and gate-entropy term as the rows-first layout of evaluation
+    net = build(*case, gate_entropy_bonus=bonus).double().train()
+    x = torch.randn(90, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    target = torch.randn(90, sum(case[3]), dtype=torch.float64)
+    results = []
+    for forward in (net.forward, lambda rows: _rows_first_training(net, rows)):
+        net.zero_grad()
+        out = forward(x)
+        extra = net.auxiliary_loss()
+        loss = ((out - target) ** 2).mean() + (0 if extra is None else extra)
+        loss.backward()
+        grads = [p.grad.clone() for p in net.parameters()]
+        results.append((out.detach(), None if extra is None else extra.detach(), grads))
+    (out, extra, grads), (ref_out, ref_extra, ref_grads) = results
+    torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-12)
+    if bonus:
+        torch.testing.assert_close(extra, ref_extra, rtol=0, atol=1e-12)
+    else:
+        assert extra is None and ref_extra is None
+    for got, expected in zip(grads, ref_grads):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_rows_last_is_chosen_for_small_mixtures_only():
+    # G * E * H below torch's bmm BLAS threshold (400): rows last in training
+    assert build(2, 1, 2, [1, 1], (6,), (4,))._rows_last  # 3 * 4 * 6 = 72
+    assert build(3, 2, 2, [1, 1], (16,), (8,))._rows_last  # 3 * 7 * 16 = 336
+    assert not build(4, 1, 2, [1, 1, 1, 1], (16,), (8,))._rows_last  # 5 * 8 * 16
+    assert not build(8, 1, 2, [1, 1], (64,), (32,))._rows_last  # the defaults
+
+
+def test_rows_last_gate_dropout_drops_only_reachable_experts():
+    # with every reachable expert of task 0 dropped but one, task 0's output
+    # still never depends on task 1's own experts (their gradient stays 0)
+    net = build(2, 2, 2, [1, 1], (6,), (4,), gate_dropout=0.7).train()
+    assert net._rows_last
+    x = torch.randn(200, 7)
+    torch.manual_seed(0)
+    first = net(x)
+    assert torch.isfinite(first).all()
+    assert not torch.equal(first, net(x))  # a new draw of dropped experts
+    net.zero_grad()
+    net(x)[:, 0].sum().backward()
+    task_1 = slice(2 + 2, 2 + 4)
+    assert torch.count_nonzero(net.experts[-1].first.weight.grad[task_1]) == 0
+    assert torch.count_nonzero(net.experts[-1].first.weight.grad[:2]) > 0
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_task_gate_is_exactly_zero_on_the_other_tasks_experts(case):
     n_shared, per_task, n_levels, widths = case[:4]
@@ -214,6 +271,16 @@ def _count_torch_calls(net, x):
     with Count():
         net(x).sum().backward()
     return len(calls)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_no_python_loop_over_experts_tasks_or_gates_rows_last(training):
+    # the same with experts small enough to train rows last
+    small = build(2, 1, 3, [1, 1], (4,), (4,)).train(training)  # 4 experts, 2 tasks
+    large = build(2, 2, 3, [1, 1, 1], (4,), (4,)).train(training)  # 8 experts, 3 tasks
+    assert small._rows_last and large._rows_last
+    x = torch.randn(64, 7)
+    assert _count_torch_calls(small, x) == _count_torch_calls(large, x)
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..nn._modules import (
+    _BMM_BLAS_SIZE,
     _SOFTMAX_MIN_WIDTH,
     BatchedMLP,
     MultiTaskModule,
@@ -31,6 +32,7 @@ from ..nn._modules import (
     _drop_experts,
     _linear_pair,
     _mix_experts,
+    _mix_experts_rows_last,
 )
 
 
@@ -112,6 +114,9 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         # the stream each expert reads above the first level: the shared stream is T
         stream = [n_tasks] * n_shared + [t for t in range(n_tasks) for _ in range(per_task)]
         self.register_buffer("expert_stream", torch.tensor(stream), persistent=False)
+        # training rows last for small per-row mixtures (module docstring)
+        n_gates = n_tasks + int(n_levels > 1)
+        self._rows_last = n_gates * self.n_experts * width < _BMM_BLAS_SIZE
         self.experts = nn.ModuleList()
         self.gates = nn.ModuleList()
         for level in range(n_levels):
@@ -133,6 +138,9 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
             self.gates.append(nn.Linear(n_features if first else width, n_logits))
             index = self._gate_index(n_tasks, n_shared, per_task, self._gate_width, shared_gate)
             self.register_buffer(f"gate_index_{level}", index, persistent=False)
+            # rows last the softmax needs no padding: each gate's E logits
+            index = self._gate_index(n_tasks, n_shared, per_task, self.n_experts, shared_gate)
+            self.register_buffer(f"rows_last_index_{level}", index, persistent=False)
         self._add_towers(width, output_widths, tower_units, activation, dropout)
 
     @staticmethod
@@ -166,15 +174,10 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         zeros elsewhere, the bias ``-inf`` elsewhere; then one batched matmul
         of the streams ``(T + 1, B, H)`` (the task gates' first).
         """
-        n_gates = len(index) // self._gate_width
-        zero = gates.weight.new_zeros(1, gates.in_features)
-        masked = gates.bias.new_full((1,), float("-inf"))
-        # (n + 1, H) -> (G * W, H) -> (G, W, H) -> (G, H, W)
-        weight = torch.cat([gates.weight, zero]).index_select(0, index)
-        weight = weight.view(n_gates, self._gate_width, -1).transpose(1, 2)
-        # (n + 1,) -> (G * W,) -> (G, W)
-        bias = torch.cat([gates.bias, masked]).index_select(0, index).view(n_gates, -1)
-        return _batched_affine(streams[:n_gates], weight, bias)
+        weight, bias = _masked_gates(gates, index, self._gate_width)
+        n_gates = len(weight)
+        # (G, B, H) x (G, H, W) + (G, W) -> (G, B, W)
+        return _batched_affine(streams[:n_gates], weight.transpose(1, 2), bias)
 
     def _weights(self, full: torch.Tensor, n_rows: int) -> torch.Tensor:
         """Gate weights ``(..., E)`` from masked logits ``(..., W)`` of ``n_rows`` rows."""
@@ -183,6 +186,63 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         if self.training and self.gate_dropout > 0:
             weights = _drop_experts(weights, self.gate_dropout)
         return weights
+
+    def _levels_rows_last(self, x: torch.Tensor) -> torch.Tensor:
+        """The towers' input ``(T, H, B)`` computed with the rows last (training only).
+
+        The same function as :meth:`_levels`, laid out ``(..., B)``. A
+        level's gate logits come out as ``(n, B)``, in the order of its gate
+        parameters, whatever stream each gate reads; one gather places them
+        (and ``-inf`` where a gate cannot reach) as ``(G, E, B)``, and the
+        softmax runs over axis 1.
+        """
+        n_rows = x.shape[0]
+        masked = x.new_full((1, n_rows), float("-inf"))
+        streams = None  # (G, H, B) from the level below
+        for level, (experts, gates) in enumerate(zip(self.experts, self.gates)):
+            if level == 0:
+                # (E * H, d) x (d, B) -> (E * H, B) and (n, d) x (d, B) -> (n, B)
+                first = torch.addmm(experts.first.bias.unsqueeze(1), experts.first.weight, x.t())
+                logits = [torch.addmm(gates.bias.unsqueeze(1), gates.weight, x.t())]
+                outputs = experts.forward_rows_last(first)  # (E, H, B)
+            else:
+                # each expert reads its stream: (G, H, B) -> (E, H, B)
+                outputs = experts.forward_rows_last(streams.index_select(0, self.expert_stream))
+                logits = self._stream_logits_rows_last(gates, streams)
+            index = getattr(self, f"rows_last_index_{level}")
+            # (n + 1, B) -> (G * E, B) -> (G, E, B)
+            full = torch.cat([*logits, masked]).index_select(0, index)
+            weights = torch.softmax(full.view(-1, self.n_experts, n_rows), dim=1)
+            self._add_gate_entropy(weights, n_rows)  # 0 where -inf
+            if self.gate_dropout > 0:
+                # (G, E, B) -> (G, B, E): dropped along the experts -> (G, E, B)
+                weights = _drop_experts(weights.transpose(1, 2), self.gate_dropout)
+                weights = weights.transpose(1, 2)
+            streams = _mix_experts_rows_last(weights, outputs)  # (G, H, B)
+        return streams  # the last level has the T task gates only: (T, H, B)
+
+    def _stream_logits_rows_last(self, gates: nn.Linear, streams: torch.Tensor) -> list:
+        """A level's gate logits, each gate on its stream ``(G, H, B)``: ``(n, B)`` in pieces.
+
+        Task ``t``'s ``S + K`` weights are rows of ``gates`` (a view, no
+        gather): one batched matmul over the task streams; the shared gate's
+        ``E`` rows, below the last level, one matmul on the shared stream.
+        """
+        n_tasks, n_rows = self.n_tasks, streams.shape[2]
+        n_task = n_tasks * (self._n_shared + (self.n_experts - self._n_shared) // n_tasks)
+        weight, bias = gates.weight, gates.bias
+        shared_gate = gates.out_features > n_task  # below the last level
+        if shared_gate:  # (sliced only then: each slice costs the backward pass a copy)
+            weight, bias = weight[:n_task], bias[:n_task]
+        # (T, S + K, 1) + (T, S + K, H) x (T, H, B) -> (T, S + K, B)
+        tasks = torch.baddbmm(
+            bias.view(n_tasks, -1, 1), weight.view(n_tasks, -1, weight.shape[1]), streams[:n_tasks]
+        )
+        logits = [tasks.view(n_task, n_rows)]
+        if shared_gate:  # (E, H) x (H, B) -> (E, B)
+            shared = gates.bias[n_task:].unsqueeze(1)
+            logits.append(torch.addmm(shared, gates.weight[n_task:], streams[n_tasks]))
+        return logits
 
     def _levels(self, x: torch.Tensor, stop: int | None = None) -> torch.Tensor:
         """The towers' input ``(T, B, H)``, or the gate weights ``(B, G, E)`` of level ``stop``."""
@@ -223,6 +283,8 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         out : torch.Tensor of shape (B, sum C)
             Each task's outputs (logits for classification tasks), side by side.
         """
+        if self.training and self._rows_last:
+            return self._towers_forward_rows_last(self._levels_rows_last(x))
         return self._towers_forward(self._levels(x))
 
     def gate_weights(self, x: torch.Tensor, level: int = -1) -> torch.Tensor:
@@ -297,6 +359,24 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         return _ple_onnx(builder, self, x)
 
 
+def _masked_gates(gates: nn.Linear, index: torch.Tensor, width: int):
+    """A level's gates as ``(G, width, in)`` weights and ``(G, width)`` biases, masked.
+
+    Each gate's row ``j`` takes the logit ``index[g * width + j]`` of
+    ``gates``; where the index is ``n`` (an expert the gate cannot reach, or
+    padding), a zero weight and a ``-inf`` bias, so that the softmax gives
+    exactly 0 there.
+    """
+    zero = gates.weight.new_zeros(1, gates.in_features)
+    masked = gates.bias.new_full((1,), float("-inf"))
+    n_gates = len(index) // width
+    # (n + 1, in) -> (G * width, in) -> (G, width, in)
+    weight = torch.cat([gates.weight, zero]).index_select(0, index).view(n_gates, width, -1)
+    # (n + 1,) -> (G * width,) -> (G, width)
+    bias = torch.cat([gates.bias, masked]).index_select(0, index).view(n_gates, width)
+    return weight, bias
+
+
 def _ple_onnx(builder, module, x):
     """The PLE / CGC module as ONNX nodes: see ``ProgressiveLayeredExtraction._emit_onnx``."""
     from .._onnx_graph import (  # needs onnx: imported on export only
@@ -308,14 +388,13 @@ def _ple_onnx(builder, module, x):
     width, n_experts = module._gate_width, module.n_experts
     streams = None  # (G, B, H)
     for level, (experts, gates) in enumerate(zip(module.experts, module.gates)):
-        index = getattr(module, f"gate_index_{level}")
-        n_gates = len(index) // width
-        # (n, in) + a zero row -> (G * W, in); bias (n,) + -inf -> (G * W,)
-        weight = torch.cat([gates.weight, gates.weight.new_zeros(1, gates.in_features)])
-        bias = torch.cat([gates.bias, gates.bias.new_full((1,), float("-inf"))])
-        weight, bias = weight.index_select(0, index), bias.index_select(0, index)
+        # (G, W, in) and (G, W): zero weights and -inf biases where masked
+        weight, bias = _masked_gates(gates, getattr(module, f"gate_index_{level}"), width)
+        n_gates = len(weight)
         if level == 0:
             outputs = batched_mlp_shared_kfirst(builder, experts, x)  # (E, B, H)
+            # (G * W, in) and (G * W,): one Linear
+            weight, bias = weight.flatten(0, 1), bias.flatten()
             logits = builder.linear(x, weight, bias, "gate_logits")  # (B, G * W)
             logits = builder.node("Reshape", [logits, builder.shape([-1, n_gates, width])])
         else:
@@ -324,8 +403,8 @@ def _ple_onnx(builder, module, x):
                 "Gather", [streams, builder.const(module.expert_stream, "expert_stream")], axis=0
             )
             outputs = batched_mlp_kfirst(builder, experts, inputs)  # (E, B, H)
-            # (G * W, H) -> (G, W, H) -> (G, H, W); bias (G, 1, W)
-            weight = weight.view(n_gates, width, -1).transpose(1, 2)
+            # (G, W, H) -> (G, H, W); bias (G, 1, W)
+            weight = weight.transpose(1, 2)
             streams = builder.slice(streams, 0, n_gates, 0, "gated_streams")
             logits = builder.node(
                 "Add",

@@ -68,6 +68,18 @@ def _mix_experts(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     return (weights.unsqueeze(-1) * experts.unsqueeze(1)).sum(2)
 
 
+def _mix_experts_rows_last(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    """The same mixtures with the rows last: ``(G, E, B) x (E, H, B) -> (G, H, B)``.
+
+    A broadcast multiply and a sum over the experts whose every elementwise
+    pass, forward and backward, runs along the ``B`` contiguous rows: for
+    small per-row mixtures (``G * E * H`` below ``_BMM_BLAS_SIZE``) much
+    cheaper than the row-major layout, whose inner loops are ``H`` long.
+    """
+    # (G, E, 1, B) * (1, E, H, B) -> (G, E, H, B) -> sum over E -> (G, H, B)
+    return (weights.unsqueeze(2) * experts.unsqueeze(0)).sum(1)
+
+
 def _drop_experts(weights: torch.Tensor, p: float) -> torch.Tensor:
     """Drop each expert from each gate's mixture with probability ``p``; renormalise.
 
@@ -185,6 +197,15 @@ class BatchedLinear(nn.Module):
         """
         return _batched_affine(x, self.weight, self.bias)
 
+    def forward_rows_last(self, x: torch.Tensor) -> torch.Tensor:
+        """The same maps with the rows last: ``(k, in_features, B)`` to ``(k, out_features, B)``.
+
+        One ``baddbmm`` of the transposed weights (a view); for training,
+        where no row-stable kernel is needed (see ``_batched_affine``).
+        """
+        # (k, o, 1) + (k, o, i) x (k, i, B) -> (k, o, B)
+        return torch.baddbmm(self.bias.unsqueeze(2), self.weight.transpose(1, 2), x)
+
 
 class BatchedMLP(nn.Module):
     """``k`` MLPs of identical shape run together, no Python loop over them.
@@ -252,6 +273,21 @@ class BatchedMLP(nn.Module):
         h = self._activate(self.first.forward_kfirst(x))
         for layer in self.rest:
             h = self._activate(layer.forward_kfirst(h))
+        return h
+
+    def forward_rows_last(self, h: torch.Tensor) -> torch.Tensor:
+        """The MLP with the rows last, to ``(k, units[-1], B)``.
+
+        ``h`` is ``(k, in_features, B)``, or for ``shared_input=True`` the
+        first layer's matmul ``(k * units[0], B)`` (its weight times the
+        transposed input).
+        """
+        if self.shared_input:
+            h = self._activate(h).view(self.k, -1, h.shape[1])  # (k * H, B) -> (k, H, B)
+        else:
+            h = self._activate(self.first.forward_rows_last(h))
+        for layer in self.rest:
+            h = self._activate(layer.forward_rows_last(h))
         return h
 
     def _activate(self, h: torch.Tensor) -> torch.Tensor:
@@ -518,6 +554,23 @@ class MultiTaskModule(QuickTrainToggle, nn.Module):
             out = out.transpose(0, 1).reshape(n_rows, -1)  # (B, T, C_max) -> (B, T * C_max)
         if self.out_index is not None:
             out = out.index_select(1, self.out_index)  # (R, sum C)
+        return out
+
+    def _towers_forward_rows_last(self, mixed: torch.Tensor) -> torch.Tensor:
+        """Task outputs ``(B, sum C)`` from tower inputs laid out rows last, ``(T, H, B)``.
+
+        The towers and heads run rows last as well (training layouts, see
+        :func:`_mix_experts_rows_last`); with ensemble members, through
+        :meth:`_towers_forward` on the transposed view.
+        """
+        if self.n_members > 1:
+            return self._towers_forward(mixed.transpose(1, 2))  # (T, B, H), a view
+        hidden = self.towers.forward_rows_last(mixed) if self.towers is not None else mixed
+        out = self.heads.forward_rows_last(hidden)  # (T, C_max, B)
+        # (T, C_max, B) -> (B, T, C_max) -> (B, T * C_max)
+        out = out.permute(2, 0, 1).reshape(mixed.shape[2], -1)
+        if self.out_index is not None:
+            out = out.index_select(1, self.out_index)  # (B, sum C)
         return out
 
     def task_parameters(self) -> list[nn.Parameter]:
