@@ -140,7 +140,9 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
             self.register_buffer(f"gate_index_{level}", index, persistent=False)
             # rows last the softmax needs no padding: each gate's E logits
             index = self._gate_index(n_tasks, n_shared, per_task, self.n_experts, shared_gate)
-            self.register_buffer(f"rows_last_index_{level}", index, persistent=False)
+            select, mask = self._gate_selection(index, n_logits)
+            self.register_buffer(f"rows_last_select_{level}", select, persistent=False)
+            self.register_buffer(f"rows_last_mask_{level}", mask, persistent=False)
         self._add_towers(width, output_widths, tower_units, activation, dropout)
 
     @staticmethod
@@ -165,6 +167,20 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         if shared_gate:
             index[n_tasks, :n_experts] = n_tasks * stride + torch.arange(n_experts)
         return index.flatten()  # (G * W,)
+
+    @staticmethod
+    def _gate_selection(index: torch.Tensor, n_logits: int):
+        """``index`` as a matmul: a 0/1 matrix ``(G * E, n)`` and a ``(G * E, 1)`` 0/-inf bias.
+
+        ``mask + select @ logits`` places the ``(n, B)`` logits as the gates'
+        ``(G * E, B)``, exactly (each row one logit times 1, or none and
+        ``-inf``): one matmul, whose gradient is one matmul too (a gather
+        would cost a concatenation, and zeros and a scatter backwards).
+        """
+        # (G * E, 1) == (n,) -> (G * E, n): no row matches the index n
+        select = (index.unsqueeze(1) == torch.arange(n_logits)).float()
+        mask = torch.where(index < n_logits, 0.0, float("-inf")).unsqueeze(1)
+        return select, mask
 
     def _stream_logits(self, gates: nn.Linear, index: torch.Tensor, streams: torch.Tensor):
         """Logits ``(G, B, W)`` of the gates above the first level, each on its stream.
@@ -192,12 +208,11 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
 
         The same function as :meth:`_levels`, laid out ``(..., B)``. A
         level's gate logits come out as ``(n, B)``, in the order of its gate
-        parameters, whatever stream each gate reads; one gather places them
-        (and ``-inf`` where a gate cannot reach) as ``(G, E, B)``, and the
-        softmax runs over axis 1.
+        parameters, whatever stream each gate reads; one matmul places them
+        (and ``-inf`` where a gate cannot reach) as ``(G, E, B)``
+        (:meth:`_gate_selection`), and the softmax runs over axis 1.
         """
         n_rows = x.shape[0]
-        masked = x.new_full((1, n_rows), float("-inf"))
         streams = None  # (G, H, B) from the level below
         for level, (experts, gates) in enumerate(zip(self.experts, self.gates)):
             if level == 0:
@@ -209,10 +224,12 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
                 # each expert reads its stream: (G, H, B) -> (E, H, B)
                 outputs = experts.forward_rows_last(streams.index_select(0, self.expert_stream))
                 logits = self._stream_logits_rows_last(gates, streams)
-            index = getattr(self, f"rows_last_index_{level}")
-            # (n + 1, B) -> (G * E, B) -> (G, E, B)
-            full = torch.cat([*logits, masked]).index_select(0, index)
-            weights = torch.softmax(full.view(-1, self.n_experts, n_rows), dim=1)
+            select = getattr(self, f"rows_last_select_{level}")
+            mask = getattr(self, f"rows_last_mask_{level}")
+            logits = logits[0] if len(logits) == 1 else torch.cat(logits)  # (n, B)
+            # (G * E, 1) + (G * E, n) x (n, B) -> (G * E, B) -> (G, E, B)
+            full = torch.addmm(mask, select, logits).view(-1, self.n_experts, n_rows)
+            weights = torch.softmax(full, dim=1)
             self._add_gate_entropy(weights, n_rows)  # 0 where -inf
             if self.gate_dropout > 0:
                 # (G, E, B) -> (G, B, E): dropped along the experts -> (G, E, B)
