@@ -114,6 +114,9 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         # the stream each expert reads above the first level: the shared stream is T
         stream = [n_tasks] * n_shared + [t for t in range(n_tasks) for _ in range(per_task)]
         self.register_buffer("expert_stream", torch.tensor(stream), persistent=False)
+        # the same as a 0/1 matrix (E, T + 1) for the rows-last layout
+        select = (self.expert_stream.unsqueeze(1) == torch.arange(n_tasks + 1)).float()
+        self.register_buffer("expert_stream_select", select, persistent=False)
         # training rows last for small per-row mixtures (module docstring)
         n_gates = n_tasks + int(n_levels > 1)
         self._rows_last = n_gates * self.n_experts * width < _BMM_BLAS_SIZE
@@ -222,7 +225,9 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
                 outputs = experts.forward_rows_last(first)  # (E, H, B)
             else:
                 # each expert reads its stream: (G, H, B) -> (E, H, B)
-                outputs = experts.forward_rows_last(streams.index_select(0, self.expert_stream))
+                # (E, G) x (G, H * B) -> (E, H * B) -> (E, H, B), exactly
+                inputs = self.expert_stream_select.mm(streams.view(len(streams), -1))
+                outputs = experts.forward_rows_last(inputs.view(self.n_experts, -1, n_rows))
                 logits = self._stream_logits_rows_last(gates, streams)
             select = getattr(self, f"rows_last_select_{level}")
             mask = getattr(self, f"rows_last_mask_{level}")
