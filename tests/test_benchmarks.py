@@ -170,3 +170,19 @@ def test_real_data_suite_smoke_run():
     for system in ("sk_mmoe mmoe", "sk_mmoe ple", "sk_mmoe single-task", "HGB per task"):
         assert system in rows
     assert "within one fold-spread of per-task HGB" in proc.stdout
+
+
+def test_ple_speed_benchmark_prints_every_setting():
+    """``benchmarks/ple_speed.py`` at smoke sizes: one row per setting, the parameter counts."""
+    script = RUN.with_name("ple_speed.py")
+    args = ["--rounds", "1", "--epochs", "1", "--rows", "600"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ")]
+    names = [row[0].strip() for row in rows[1:]]
+    assert names == ["run.py", "main job", "defaults", "defaults, MMoE of PLE's size"]
+    # the main job's models, as python -m sk_mmoe prints them
+    assert [cell.strip() for cell in rows[2][1:3]] == ["1,874", "1,914"]
+    assert all(float(row[-1]) > 0 for row in rows[1:])
