@@ -25,28 +25,13 @@ Uses the public API and the main job's public helpers.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from skorch.callbacks import Callback
+from _measure import epoch_timer_callback, timer_of
 
 from sk_mmoe import MMoERegressor
 from sk_mmoe.__main__ import Setup, model_params
 from sk_mmoe.datasets import make_mmoe_tasks
-
-
-class EpochTimes(Callback):
-    """Each epoch's wall-clock seconds."""
-
-    def initialize(self):
-        self.times = []
-        return self
-
-    def on_epoch_begin(self, net, **kwargs):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, net, **kwargs):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def settings():
@@ -65,10 +50,9 @@ def settings():
 def epoch_time(params, X, Y, epochs):
     """The median epoch of one fit."""
     fixed = {"max_epochs": epochs, "early_stopping": False, "random_state": 0}
-    est = MMoERegressor(**{**params, **fixed}, callbacks=[EpochTimes()])
+    est = MMoERegressor(**{**params, **fixed}, callbacks=[epoch_timer_callback()])
     est.fit(X, Y)
-    timer = next(cb for _, cb in est.net_.callbacks_ if isinstance(cb, EpochTimes))
-    return float(np.median(timer.times))
+    return float(np.median([epoch["wall"] for epoch in timer_of(est.net_).times]))
 
 
 def main(argv=None):

@@ -107,6 +107,7 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
             f"task_{t}_{i}" for t in range(n_tasks) for i in range(per_task)
         ]
         self._n_shared = n_shared
+        self._per_task = per_task
         # gate weights are computed this wide: the -inf entries beyond E cost the
         # softmax nothing and spare the CPU kernel's slow narrow rows (_softmax)
         self._gate_width = max(self.n_experts, _SOFTMAX_MIN_WIDTH)
@@ -219,10 +220,9 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         streams = None  # (G, H, B) from the level below
         for level, (experts, gates) in enumerate(zip(self.experts, self.gates)):
             if level == 0:
-                # (E * H, d) x (d, B) -> (E * H, B) and (n, d) x (d, B) -> (n, B)
-                first = torch.addmm(experts.first.bias.unsqueeze(1), experts.first.weight, x.t())
+                outputs = experts.forward_rows_last(x)  # (E, H, B)
+                # (n, d) x (d, B) -> (n, B)
                 logits = [torch.addmm(gates.bias.unsqueeze(1), gates.weight, x.t())]
-                outputs = experts.forward_rows_last(first)  # (E, H, B)
             else:
                 # each expert reads its stream: (G, H, B) -> (E, H, B)
                 # (E, G) x (G, H * B) -> (E, H * B) -> (E, H, B), exactly
@@ -251,7 +251,7 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
         ``E`` rows, below the last level, one matmul on the shared stream.
         """
         n_tasks, n_rows = self.n_tasks, streams.shape[2]
-        n_task = n_tasks * (self._n_shared + (self.n_experts - self._n_shared) // n_tasks)
+        n_task = n_tasks * (self._n_shared + self._per_task)  # the task gates' logits
         weight, bias = gates.weight, gates.bias
         shared_gate = gates.out_features > n_task  # below the last level
         if shared_gate:  # (sliced only then: each slice costs the backward pass a copy)
@@ -350,9 +350,8 @@ class ProgressiveLayeredExtraction(MultiTaskModule):
             One label per expert; ``expert_names`` if the task names would
             make two labels equal.
         """
-        per_task = (self.n_experts - self._n_shared) // self.n_tasks
         labels = self.expert_names[: self._n_shared] + [
-            f"{name}_{i}" for name in task_names for i in range(per_task)
+            f"{name}_{i}" for name in task_names for i in range(self._per_task)
         ]
         return labels if len(set(labels)) == len(labels) else list(self.expert_names)
 

@@ -279,11 +279,13 @@ class BatchedMLP(nn.Module):
         """The MLP with the rows last, to ``(k, units[-1], B)``.
 
         ``h`` is ``(k, in_features, B)``, or for ``shared_input=True`` the
-        first layer's matmul ``(k * units[0], B)`` (its weight times the
-        transposed input).
+        input rows ``(B, in_features)``, which the wide first layer takes
+        transposed.
         """
         if self.shared_input:
-            h = self._activate(h).view(self.k, -1, h.shape[1])  # (k * H, B) -> (k, H, B)
+            # (k * H, in) x (in, B) -> (k * H, B) -> (k, H, B)
+            h = torch.addmm(self.first.bias.unsqueeze(1), self.first.weight, h.t())
+            h = self._activate(h).view(self.k, -1, h.shape[1])
         else:
             h = self._activate(self.first.forward_rows_last(h))
         for layer in self.rest:
